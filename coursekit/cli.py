@@ -1,0 +1,52 @@
+"""``coursekit`` command line: the instructor's release tool.
+
+    coursekit release            rebuild solutions/*/*.ipynb from their .py sources and notebooks/ from those
+    coursekit release --check    exit 1, listing what is out of date, instead of writing
+    coursekit release 01-backprop --db   one stage, also recorded in gradebook.db (needed by autograde)
+    coursekit stages             list the stages
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from coursekit import course
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="coursekit", description="Deep learning for vision: course tools")
+    parser.add_argument("--root", type=Path, default=None, help="course root (default: found from the cwd)")
+    sub = parser.add_subparsers(dest="command", required=True)
+    rel = sub.add_parser("release", help="regenerate the student notebooks from solutions/")
+    rel.add_argument("stages", nargs="*", help="stage ids (default: all)")
+    rel.add_argument("--check", action="store_true", help="only report what is out of date; exit 1 if anything is")
+    rel.add_argument("--db", action="store_true", help="also record the assignments in the gradebook")
+    sub.add_parser("stages", help="list the stages in lecture order")
+    args = parser.parse_args(argv)
+
+    try:
+        root = course.find_root(args.root)
+        if args.command == "stages":
+            print("\n".join(course.stages(root)))
+            return 0
+        if args.check:
+            problems = course.stale(root, args.stages)
+            for line in problems:
+                print(line)
+            if problems:
+                print("run `coursekit release` to regenerate", file=sys.stderr)
+                return 1
+            print("the releases are in sync with solutions/")
+            return 0
+        for path in course.release(root, args.stages, db=args.db):
+            print(f"wrote {path.relative_to(root)}")
+        return 0
+    except (FileNotFoundError, ValueError, RuntimeError) as err:
+        print(f"coursekit: {err}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,28 @@
+"""Small synthetic datasets made on the spot (no download). Real datasets live in coursekit.data."""
+
+from __future__ import annotations
+
+import numpy as np
+
+
+def spiral(n_per_class: int = 100, num_classes: int = 3, noise: float = 0.2, seed: int = 0):
+    """The classic 2-D spiral toy: ``num_classes`` interleaved arms, not linearly separable.
+
+    Arm ``k`` has radii evenly spaced in [0, 1] and angles running over 4 radians from ``4k``, with
+    Gaussian angular noise of standard deviation ``noise``. Returns ``X (N, 2)`` float64 and
+    ``labels (N,)`` int64 with ``N = n_per_class * num_classes``, grouped by class.
+    """
+    if int(n_per_class) != n_per_class or n_per_class < 1:
+        raise ValueError(f"n_per_class must be a positive integer; got {n_per_class!r}")
+    if int(num_classes) != num_classes or num_classes < 2:
+        raise ValueError(f"num_classes must be an integer >= 2; got {num_classes!r}")
+    if noise < 0:
+        raise ValueError(f"noise must be >= 0; got {noise}")
+    rng = np.random.default_rng(seed)
+    radius = np.tile(np.linspace(0.0, 1.0, n_per_class), num_classes)
+    labels = np.repeat(np.arange(num_classes), n_per_class)
+    start = 4.0 * labels
+    angle = start + np.tile(np.linspace(0.0, 4.0, n_per_class), num_classes)
+    angle = angle + noise * rng.standard_normal(angle.shape)
+    X = np.column_stack([radius * np.sin(angle), radius * np.cos(angle)])
+    return X, labels.astype(np.int64)

@@ -1,0 +1,294 @@
+"""Helpers for the autograder test cells (DESIGN §3-4).
+
+Every check raises :class:`CheckFailed` (an ``AssertionError``) with a message that says which
+property failed and by how much, never the expected values. Nothing here writes to stderr.
+
+The student's code runs inside :func:`own_work`: it blocks the coursekit counterparts of the
+exercise (so an answer that only delegates to coursekit fails), turns numpy floating-point
+trouble and warnings into clear errors instead of stderr output (which would zero the cell), and
+stops a call that never returns.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import importlib
+import inspect
+import os
+import signal
+import threading
+import types
+import warnings
+from collections.abc import Callable, Iterator
+
+import numpy as np
+
+DEFAULT_TIME_LIMIT = 20.0  # seconds a graded call may take before it counts as "never returns"
+
+
+class CheckFailed(AssertionError):
+    """A property of the student's answer does not hold."""
+
+
+class GradingTimeout(RuntimeError):
+    """The answer did not return within the time limit."""
+
+
+# -- basic checks -------------------------------------------------------------------------------
+
+
+def check(condition, message: str) -> None:
+    """Fail with ``message`` unless ``condition`` holds."""
+    if not bool(condition):
+        raise CheckFailed(message)
+
+
+def as_array(value, name: str) -> np.ndarray:
+    """``value`` as a numpy array (torch tensors are detached and moved to the CPU)."""
+    if hasattr(value, "detach") and hasattr(value, "cpu"):
+        value = value.detach().cpu().numpy()
+    if value is None:
+        raise CheckFailed(f"{name} is None: did the function forget to return its result?")
+    try:
+        return np.asarray(value)
+    except Exception as err:  # noqa: BLE001 - any conversion failure is the student's to see
+        raise CheckFailed(f"{name} cannot be read as an array ({type(value).__name__}: {err})") from None
+
+
+def check_shape(value, shape: tuple, name: str) -> np.ndarray:
+    """Check that ``value`` is an array of the given shape; return it as a numpy array."""
+    array = as_array(value, name)
+    check(
+        array.shape == tuple(shape),
+        f"{name} has shape {array.shape}; it should have shape {tuple(shape)}",
+    )
+    return array
+
+
+def check_finite(value, name: str) -> np.ndarray:
+    array = as_array(value, name)
+    check(np.issubdtype(array.dtype, np.number), f"{name} should hold numbers, not {array.dtype}")
+    bad = int(np.size(array) - np.count_nonzero(np.isfinite(array)))
+    check(bad == 0, f"{name} has {bad} entries that are inf or nan (is the computation stable?)")
+    return array
+
+
+def rel_error(a, b) -> float:
+    """Largest elementwise relative error ``|a-b| / max(1e-8, |a|+|b|)`` (DESIGN §4)."""
+    a = np.asarray(a, dtype=np.float64)
+    b = np.asarray(b, dtype=np.float64)
+    if a.size == 0:
+        return 0.0
+    return float(np.max(np.abs(a - b) / np.maximum(1e-8, np.abs(a) + np.abs(b))))
+
+
+def check_close(actual, expected, name: str, *, tol: float = 1e-7, atol: float = 0.0) -> None:
+    """Check ``actual`` against ``expected`` entry by entry, without revealing ``expected``.
+
+    An entry is wrong when its relative error (:func:`rel_error`) exceeds ``tol`` and its absolute
+    error exceeds ``atol`` (use ``atol`` where the expected value is 0 up to rounding, such as a sum
+    that cancels). The message reports how many entries are off and the largest relative error, so a
+    student learns how wrong the answer is, not what it should be.
+    """
+    expected = np.asarray(expected)
+    actual = check_shape(actual, expected.shape, name)
+    check_finite(actual, name)
+    a = actual.astype(np.float64)
+    b = expected.astype(np.float64)
+    diff = np.abs(a - b)
+    errors = diff / np.maximum(1e-8, np.abs(a) + np.abs(b))
+    wrong = int(np.count_nonzero((errors > tol) & (diff > atol)))
+    check(
+        wrong == 0,
+        f"{name}: {wrong} of {errors.size} entries are not the expected values "
+        f"(largest relative error {errors.max():.1e}, tolerance {tol:.0e})",
+    )
+
+
+def scaled_error(a, b) -> float:
+    """``max|a-b| / max(1e-8, max|a| + max|b|)``: the relative error of a whole array.
+
+    Used for gradient checks, where entries near 0 make the entry-by-entry error meaningless: a
+    numeric gradient carries an absolute error of about 1e-10 in every entry.
+    """
+    a = np.asarray(a, dtype=np.float64)
+    b = np.asarray(b, dtype=np.float64)
+    if a.size == 0:
+        return 0.0
+    return float(np.max(np.abs(a - b)) / max(1e-8, np.max(np.abs(a)) + np.max(np.abs(b))))
+
+
+def numeric_gradient(f: Callable[[np.ndarray], float], x: np.ndarray, eps: float = 1e-6) -> np.ndarray:
+    """Centred-difference gradient of the scalar function ``f`` at ``x``, in float64.
+
+    ``x`` is perturbed in place one entry at a time and restored, so ``f`` may close over it.
+    """
+    if not isinstance(x, np.ndarray) or x.dtype != np.float64:
+        raise TypeError(
+            f"x must be a float64 numpy array for a numeric gradient; got "
+            f"{type(x).__name__} of dtype {getattr(x, 'dtype', None)}"
+        )
+    grad = np.zeros_like(x)
+    flat, gflat = x.reshape(-1), grad.reshape(-1)
+    for i in range(flat.size):
+        saved = flat[i]
+        flat[i] = saved + eps
+        plus = float(f(x))
+        flat[i] = saved - eps
+        minus = float(f(x))
+        flat[i] = saved
+        gflat[i] = (plus - minus) / (2 * eps)
+    return grad
+
+
+def check_gradient(
+    f: Callable[[np.ndarray], float], x: np.ndarray, analytic, name: str, *, tol: float = 1e-6
+) -> None:
+    """Compare an analytic gradient with centred differences of ``f`` at ``x``.
+
+    The error is :func:`scaled_error`. In float64 with ``eps = 1e-6`` a correct gradient agrees to
+    about 1e-9; ``tol = 1e-6`` leaves room for relu's kinks, while a missing factor, term or transpose
+    gives errors above 1e-2.
+    """
+    analytic = check_shape(analytic, x.shape, name)
+    check_finite(analytic, name)
+    numeric = numeric_gradient(f, x)
+    err = scaled_error(analytic, numeric)
+    check(
+        err <= tol,
+        f"{name} does not match the numeric gradient (relative error {err:.1e}, tolerance {tol:.0e})",
+    )
+
+
+# -- running the student's code -------------------------------------------------------------------
+
+
+def _blocker(qualname: str) -> types.CodeType:
+    """Code for a function that refuses to run, naming the coursekit piece it replaces."""
+    message = (
+        f"{qualname} is switched off while your answer is graded: write the computation yourself "
+        f"instead of calling coursekit"
+    )
+    namespace: dict = {}
+    exec(  # noqa: S102 - builds a constant-raising function; the message is ours
+        f"def blocked(*args, **kwargs):\n    raise RuntimeError({message!r})\n", {}, namespace
+    )
+    return namespace["blocked"].__code__
+
+
+def _functions_of(target) -> Iterator[tuple[types.FunctionType, str]]:
+    """The Python functions that ``target`` (a function, class, module or dotted name) stands for."""
+    if isinstance(target, str):
+        try:
+            target = importlib.import_module(target)
+        except ImportError:
+            module_name, _, attr = target.rpartition(".")
+            target = getattr(importlib.import_module(module_name), attr)
+    if isinstance(target, types.FunctionType):
+        yield target, f"{target.__module__}.{target.__qualname__}"
+    elif inspect.isclass(target):
+        for value in vars(target).values():
+            func = getattr(value, "__func__", value)  # staticmethod/classmethod
+            if isinstance(func, property):
+                func = func.fget
+            if isinstance(func, types.FunctionType):
+                yield func, f"{target.__module__}.{func.__qualname__}"
+    elif inspect.ismodule(target):
+        for value in vars(target).values():
+            if getattr(value, "__module__", None) == target.__name__ and (
+                isinstance(value, types.FunctionType) or inspect.isclass(value)
+            ):
+                yield from _functions_of(value)
+    else:
+        raise TypeError(
+            f"own_work targets must be functions, classes, modules or dotted names; got {target!r}"
+        )
+
+
+@contextlib.contextmanager
+def blocked(*targets) -> Iterator[None]:
+    """Make the given coursekit functions raise while the block runs.
+
+    Replacing each function's code object (not a module attribute) also catches an answer that
+    imported the function under another name before the test ran.
+    """
+    swapped: list[tuple[types.FunctionType, types.CodeType]] = []
+    try:
+        for target in targets:
+            for func, qualname in _functions_of(target):
+                if func.__code__.co_freevars:  # a closure's code cannot be swapped; none in coursekit
+                    continue
+                swapped.append((func, func.__code__))
+                func.__code__ = _blocker(qualname)
+        yield
+    finally:
+        for func, code in reversed(swapped):
+            func.__code__ = code
+
+
+def time_limit_seconds() -> float:
+    """The time a graded call may take: ``COURSEKIT_TIME_LIMIT`` seconds, default 20."""
+    raw = os.environ.get("COURSEKIT_TIME_LIMIT", "")
+    if not raw.strip():
+        return DEFAULT_TIME_LIMIT
+    try:
+        value = float(raw)
+    except ValueError:
+        raise ValueError(f"COURSEKIT_TIME_LIMIT must be a number of seconds; got {raw!r}") from None
+    if not value > 0:
+        raise ValueError(f"COURSEKIT_TIME_LIMIT must be positive; got {raw!r}")
+    return value
+
+
+@contextlib.contextmanager
+def time_limit(seconds: float, what: str = "your code") -> Iterator[None]:
+    """Raise :class:`GradingTimeout` if the block runs longer than ``seconds``.
+
+    Uses SIGALRM, so it works in the main thread on POSIX (where kernels run cells); elsewhere it
+    does nothing and nbgrader's per-cell timeout is the safety net.
+    """
+    usable = hasattr(signal, "setitimer") and threading.current_thread() is threading.main_thread()
+    if not usable:
+        yield
+        return
+
+    def on_alarm(signum, frame):
+        raise GradingTimeout(
+            f"{what} did not return within {seconds:g} s: look for a loop that never ends"
+        )
+
+    previous = signal.signal(signal.SIGALRM, on_alarm)
+    signal.setitimer(signal.ITIMER_REAL, seconds)
+    try:
+        yield
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, previous)
+
+
+@contextlib.contextmanager
+def own_work(*counterparts, what: str = "your code", seconds: float | None = None) -> Iterator[None]:
+    """Run the student's code under grading conditions.
+
+    - ``counterparts`` (functions, classes, modules or dotted names) are blocked: an answer that
+      calls them fails with a message that says so;
+    - numpy overflow, division by zero and invalid operations fail the check with a message about
+      numerical stability, and any warning raises, instead of printing to stderr (which nbgrader
+      scores as 0);
+    - a call that takes longer than ``seconds`` (default :func:`time_limit_seconds`) raises
+      :class:`GradingTimeout`.
+    """
+    limit = time_limit_seconds() if seconds is None else seconds
+    with contextlib.ExitStack() as stack:
+        stack.enter_context(blocked(*counterparts))
+        stack.enter_context(np.errstate(over="raise", divide="raise", invalid="raise"))
+        stack.enter_context(warnings.catch_warnings())
+        warnings.simplefilter("error")
+        stack.enter_context(time_limit(limit, what))
+        try:
+            yield
+        except FloatingPointError as err:
+            raise CheckFailed(
+                f"{what} is not numerically stable: numpy reported {err} (an exp that overflows, "
+                f"a log of 0 or a 0/0)"
+            ) from None

@@ -1,0 +1,75 @@
+"""Matplotlib figures shared by the stage notebooks and the widgets."""
+
+from __future__ import annotations
+
+import io
+from collections.abc import Callable
+
+import numpy as np
+from matplotlib.axes import Axes
+from matplotlib.figure import Figure
+
+CLASS_COLOURS = ("#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b")
+
+
+def decision_grid(X: np.ndarray, resolution: int = 200, margin: float = 0.1):
+    """A ``resolution x resolution`` grid covering the 2-D points ``X`` with a relative margin."""
+    X = np.asarray(X)
+    if X.ndim != 2 or X.shape[1] != 2:
+        raise ValueError(f"X must have shape (N, 2) to draw decision regions; got {X.shape}")
+    lo, hi = X.min(axis=0), X.max(axis=0)
+    pad = margin * (hi - lo)
+    xs = np.linspace(lo[0] - pad[0], hi[0] + pad[0], resolution)
+    ys = np.linspace(lo[1] - pad[1], hi[1] + pad[1], resolution)
+    gx, gy = np.meshgrid(xs, ys)
+    return gx, gy, np.column_stack([gx.ravel(), gy.ravel()])
+
+
+def plot_decision_regions(
+    ax: Axes,
+    predict: Callable[[np.ndarray], np.ndarray],
+    X: np.ndarray,
+    labels: np.ndarray,
+    *,
+    resolution: int = 200,
+    title: str | None = None,
+) -> None:
+    """Colour the plane by ``predict`` (class per row) and scatter the labelled points on top."""
+    from matplotlib.colors import ListedColormap
+
+    labels = np.asarray(labels)
+    K = int(labels.max()) + 1
+    if K > len(CLASS_COLOURS):
+        raise ValueError(f"at most {len(CLASS_COLOURS)} classes can be drawn; got {K}")
+    cmap = ListedColormap(CLASS_COLOURS[:K])
+    gx, gy, grid = decision_grid(X, resolution)
+    regions = np.asarray(predict(grid)).reshape(gx.shape)
+    ax.contourf(gx, gy, regions, levels=np.arange(K + 1) - 0.5, cmap=cmap, alpha=0.3)
+    ax.scatter(X[:, 0], X[:, 1], c=labels, cmap=cmap, vmin=-0.5, vmax=K - 0.5, s=12, edgecolors="k", linewidths=0.3)
+    ax.set_aspect("equal")
+    ax.set_xticks([])
+    ax.set_yticks([])
+    if title:
+        ax.set_title(title)
+
+
+def plot_loss(ax: Axes, losses, record_every: int = 1, title: str = "training loss") -> None:
+    steps = np.arange(len(losses)) * record_every
+    ax.plot(steps, losses)
+    ax.set_xlabel("step")
+    ax.set_ylabel("loss")
+    ax.set_yscale("log")
+    ax.set_title(title)
+    ax.grid(True, which="both", alpha=0.3)
+
+
+def new_figure(ncols: int = 1, width: float = 4.5, height: float = 4.0) -> tuple[Figure, list[Axes]]:
+    """A figure not registered with pyplot, so it is drawn only where it is explicitly shown."""
+    fig = Figure(figsize=(width * ncols, height), layout="constrained")
+    return fig, [fig.add_subplot(1, ncols, i + 1) for i in range(ncols)]
+
+
+def figure_png(fig: Figure, dpi: int = 80) -> bytes:
+    buffer = io.BytesIO()
+    fig.savefig(buffer, format="png", dpi=dpi)
+    return buffer.getvalue()

@@ -1,0 +1,40 @@
+"""nbgrader configuration of the course "Deep learning for vision" (see README, "For instructors").
+
+The repository root is the course directory: instructor sources in solutions/, the student
+releases in notebooks/ (committed); submitted/, autograded/, feedback/ and gradebook.db are
+git-ignored.
+"""
+
+c = get_config()  # noqa: F821 - provided by nbgrader when it loads this file
+
+c.CourseDirectory.root = "."
+c.CourseDirectory.course_id = "dl4vision"
+c.CourseDirectory.source_directory = "solutions"
+c.CourseDirectory.release_directory = "notebooks"
+# The jupytext percent sources (solutions/NN-name/NN-name.py) hold solutions: never release them.
+c.CourseDirectory.ignore = [".ipynb_checkpoints", "*.pyc", "__pycache__", "feedback", "[0-9][0-9]-*.py"]
+
+# A notebook's cells each get this long on a 2-core CPU; the heaviest test cell of the fast budget
+# takes a few seconds. A student's infinite loop is interrupted here and the grading goes on.
+c.Execute.timeout = 120
+c.Execute.interrupt_on_timeout = True
+
+# Any stderr output in a test cell scores 0 (nbgrader treats it as an error). Drop known benign
+# library messages that can appear the first time a machine runs the course.
+c.IgnorePattern.enabled = True
+c.IgnorePattern.pattern = (
+    r"(Matplotlib is building the font cache"
+    r"|Fontconfig warning"
+    r"|Unable to import Axes3D"
+    r"|UserWarning: Failed to initialize NumPy"
+    r"|Warning: Cannot change to a different GUI toolkit)"
+)
+
+# Feedback returned to students: hidden tests removed, and test-cell errors reduced to their
+# message (a traceback would quote the hidden test's source).
+c.GenerateFeedback.preprocessors = [
+    "nbgrader.preprocessors.GetGrades",
+    "nbgrader.preprocessors.ClearHiddenTests",
+    "coursekit.nbgrader_ext.StripTracebacks",
+    "nbconvert.preprocessors.CSSHTMLHeaderPreprocessor",
+]

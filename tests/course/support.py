@@ -1,0 +1,132 @@
+"""Running stage notebooks the way the autograder does, and reading the results."""
+
+from __future__ import annotations
+
+import contextlib
+import importlib.util
+import os
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import nbformat
+from nbclient import NotebookClient
+
+from coursekit import course
+
+ROOT = Path(__file__).resolve().parents[2]
+WRONG_ANSWERS = ROOT / "tests" / "wrong_answers"
+CELL_TIMEOUT = 120  # the per-cell limit of nbgrader_config.py
+
+
+def cell_failure(cell) -> str | None:
+    """Why nbgrader would score this cell 0 (an error, or any stderr output), or None if it passes."""
+    for output in cell.get("outputs", []):
+        if output.get("output_type") == "error":
+            return f"{output.get('ename')}: {output.get('evalue')}"
+        if output.get("output_type") == "stream" and output.get("name") == "stderr":
+            return f"wrote to stderr: {output.get('text', '')[:300]!r}"
+    return None
+
+
+@contextlib.contextmanager
+def grading_environment(**extra):
+    """The environment of ``nbgrader autograde``: NBGRADER_EXECUTION set, so the fast budget."""
+    saved = dict(os.environ)
+    os.environ.update({"NBGRADER_EXECUTION": "autograde", **extra})
+    os.environ.pop("COURSEKIT_BUDGET", None)
+    try:
+        yield
+    finally:
+        os.environ.clear()
+        os.environ.update(saved)
+
+
+def client_for(nb, cwd: Path) -> NotebookClient:
+    return NotebookClient(
+        nb, timeout=CELL_TIMEOUT, kernel_name="python3", allow_errors=True,
+        interrupt_on_timeout=True, resources={"metadata": {"path": str(cwd)}},
+    )
+
+
+@dataclass
+class Run:
+    nb: nbformat.NotebookNode
+    seconds: float
+
+    def failures(self, indices) -> dict[int, str]:
+        return {i: why for i in indices if (why := cell_failure(self.nb.cells[i])) is not None}
+
+
+def execute(path: Path) -> Run:
+    """Execute a whole notebook top to bottom under the grading environment."""
+    nb = course.read_notebook(path)
+    start = time.perf_counter()
+    with grading_environment():
+        client_for(nb, path.parent).execute()
+    return Run(nb, time.perf_counter() - start)
+
+
+class Session:
+    """A kernel that has run a notebook once and can re-run single cells with other sources.
+
+    Used to try many answers to one exercise without restarting: run the answer, run the
+    exercise's test cells, restore the original answer.
+    """
+
+    def __init__(self, path: Path):
+        self.nb = course.read_notebook(path)
+        self.path = path
+        # nbclient stores every executed cell back into self.nb: keep the instructor's sources apart
+        self.sources = [cell.source for cell in self.nb.cells]
+        self.executed = []
+        self._env = grading_environment()
+        self._kernel = None
+
+    def __enter__(self):
+        self._env.__enter__()
+        self.client = client_for(self.nb, self.path.parent)
+        self._kernel = self.client.setup_kernel()
+        self._kernel.__enter__()
+        for index, cell in enumerate(list(self.nb.cells)):
+            if cell.cell_type == "code":
+                self.executed.append(self.client.execute_cell(cell, index))
+        return self
+
+    def __exit__(self, *exc):
+        try:
+            self._kernel.__exit__(*exc)
+        finally:
+            self._env.__exit__(*exc)
+
+    def run_source(self, index: int, source: str):
+        cell = nbformat.v4.new_code_cell(source)
+        cell.metadata = self.nb.cells[index].metadata
+        self.client.execute_cell(cell, index)
+        return cell
+
+    def try_answer(self, exercise: course.Exercise, source: str) -> tuple[str | None, dict[str, str]]:
+        """Run ``source`` as the exercise's answer, then its test cells; restore the real answer.
+
+        Returns why the answer cell itself failed (None if it ran) and the failing test cells
+        (grade_id -> reason).
+        """
+        answer_failure = cell_failure(self.run_source(exercise.answer_index, source))
+        failures = {}
+        for index, grade_id in zip(exercise.test_indices, exercise.test_ids):
+            why = cell_failure(self.run_source(index, self.sources[index]))
+            if why is not None:
+                failures[grade_id] = why
+        self.run_source(exercise.answer_index, self.sources[exercise.answer_index])
+        return answer_failure, failures
+
+
+def load_wrong_answers(stage: str):
+    """The stage's module of wrong answers: ``WRONG[grade_id] = {label: source}`` and ``DELEGATING``."""
+    path = WRONG_ANSWERS / f"{stage}.py"
+    if not path.is_file():
+        return None
+    spec = importlib.util.spec_from_file_location(f"wrong_answers_{stage.replace('-', '_')}", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module

@@ -1,0 +1,117 @@
+"""The course checks (DESIGN §4), run for every stage found in solutions/ with no per-stage code.
+
+For each stage: the release is in sync with the instructor source; the notebook anatomy is sound;
+the solution executes top to bottom and passes every test cell; the released stubs fail every
+test cell; every exercise has plausible wrong answers and a delegating answer, each failing at
+least one of its test cells.
+"""
+
+from __future__ import annotations
+
+import pytest
+
+from coursekit import course
+
+from . import support
+
+STAGES = course.stages(support.ROOT)
+
+pytestmark = pytest.mark.course
+
+
+def test_the_course_has_stages():
+    assert STAGES, "solutions/ holds no stage (solutions/NN-name/NN-name.py)"
+    assert STAGES[0] == "01-backprop"
+
+
+@pytest.mark.parametrize("stage", STAGES)
+def test_release_is_in_sync_with_solutions(stage):
+    problems = course.stale(support.ROOT, [stage])
+    assert not problems, "run `coursekit release`:\n" + "\n".join(problems)
+
+
+@pytest.mark.parametrize("stage", STAGES)
+def test_notebook_anatomy(stage):
+    nb = course.read_notebook(course.solution_path(support.ROOT, stage))
+    assert course.anatomy_problems(nb) == []
+    assert len(course.exercises(nb)) >= 6, "a stage has at least six autograded exercises"
+    assert any(course.is_manual(c) for c in nb.cells), "a stage has a manually graded question"
+
+
+@pytest.fixture(scope="module")
+def solution_runs():
+    return {}
+
+
+def _solution_run(stage, cache):
+    if stage not in cache:
+        cache[stage] = support.execute(course.solution_path(support.ROOT, stage))
+    return cache[stage]
+
+
+@pytest.mark.parametrize("stage", STAGES)
+def test_solution_passes_every_test_cell(stage, solution_runs):
+    run = _solution_run(stage, solution_runs)
+    failures = run.failures(range(len(run.nb.cells)))
+    assert not failures, "\n".join(f"cell {i} ({run.nb.cells[i].id}): {why}" for i, why in failures.items())
+    print(f"{stage}: the solution executed in {run.seconds:.1f} s (fast budget)")
+
+
+@pytest.mark.parametrize("stage", STAGES)
+def test_released_stubs_fail_every_test_cell(stage):
+    run = support.execute(course.release_path(support.ROOT, stage))
+    tests = [i for i, cell in enumerate(run.nb.cells) if course.is_test(cell)]
+    assert tests
+    passing = [run.nb.cells[i].id for i in tests if i not in run.failures(tests)]
+    assert not passing, f"these test cells pass on the untouched release: {passing}"
+
+
+@pytest.mark.parametrize("stage", STAGES)
+def test_wrong_answers_are_registered_for_every_exercise(stage):
+    module = support.load_wrong_answers(stage)
+    assert module is not None, f"tests/wrong_answers/{stage}.py is missing"
+    nb = course.read_notebook(course.solution_path(support.ROOT, stage))
+    ids = {ex.grade_id for ex in course.exercises(nb)}
+    assert set(module.WRONG) == ids, "WRONG must cover exactly the stage's answer cells"
+    assert set(module.DELEGATING) == ids, "DELEGATING must cover exactly the stage's answer cells"
+    thin = {gid: len(v) for gid, v in module.WRONG.items() if len(v) < 2}
+    assert not thin, f"every exercise needs at least two wrong answers: {thin}"
+
+
+@pytest.fixture(scope="module", params=STAGES)
+def session(request):
+    path = course.solution_path(support.ROOT, request.param)
+    with support.Session(path) as s:
+        failures = {c.id: why for c in s.executed if (why := support.cell_failure(c))}
+        assert not failures, f"the solution does not run cleanly in a session: {failures}"
+        yield request.param, s
+
+
+def _variants(stage):
+    module = support.load_wrong_answers(stage)
+    if module is None:
+        return []
+    return [(gid, label, src) for gid, answers in module.WRONG.items() for label, src in answers.items()] + [
+        (gid, "delegates to coursekit", src) for gid, src in module.DELEGATING.items()
+    ]
+
+
+def test_wrong_and_delegating_answers_fail(session):
+    stage, s = session
+    by_id = {ex.grade_id: ex for ex in course.exercises(s.nb)}
+    passed, broken = [], []
+    for grade_id, label, source in _variants(stage):
+        answer_failure, failures = s.try_answer(by_id[grade_id], source)
+        if answer_failure:  # a wrong answer must run and be caught by the tests, not crash itself
+            broken.append(f"{grade_id}: {label}: {answer_failure}")
+        elif not failures:
+            passed.append(f"{grade_id}: {label}")
+    assert not broken, "these registered answers do not even run:\n" + "\n".join(broken)
+    assert not passed, "these wrong answers pass every test cell of their exercise:\n" + "\n".join(passed)
+
+
+def test_the_instructor_answers_pass_again_after_the_variants(session):
+    # try_answer restores each answer; prove the session is not left in a state that hides failures
+    stage, s = session
+    for ex in course.exercises(s.nb):
+        assert s.try_answer(ex, s.sources[ex.answer_index]) == (None, {}), ex.grade_id
