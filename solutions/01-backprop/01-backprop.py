@@ -549,8 +549,10 @@ fig
 #
 # Drag the sliders: each change retrains the network (1000 steps, seeded) with the reference
 # implementation in `coursekit.nn` and redraws the decision regions and the loss. Things to try:
-# a hidden width of 2 or 3 (how many "folds" can the regions have?); $\lambda$ near 1 (the weights are pulled
-# to 0 and the regions become nearly linear); a learning rate of 10 (the loss diverges).
+# a hidden width of 2 or 3 (how many "folds" can the regions have?); $\lambda$ near 0.1 (the weights are pulled
+# to 0 and the regions become nearly linear); a learning rate of 10 (the loss jumps up and training gets stuck:
+# many relu units receive only negative activations and stop learning); $\lambda = 1$ with $\varepsilon = 10$
+# (each step multiplies the weights by $1 - \varepsilon\lambda = -9$ and gradient descent diverges).
 
 # %% nbgrader={"grade": false, "grade_id": "explorer", "locked": true, "schema_version": 3, "solution": false, "task": false}
 if not coursekit.under_grading():  # the autograder skips the widget: it retrains on every change

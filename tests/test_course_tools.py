@@ -1,0 +1,121 @@
+"""coursekit.course and the `coursekit` command: stages, deterministic builds, staleness, anatomy."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import nbformat
+import pytest
+
+from coursekit import cli, course
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def test_stages_are_found_in_lecture_order():
+    found = course.stages(ROOT)
+    assert found[0] == "01-backprop"
+    assert found == sorted(found)
+
+
+def test_cli_lists_stages(capsys):
+    assert cli.main(["--root", str(ROOT), "stages"]) == 0
+    assert "01-backprop" in capsys.readouterr().out.split()
+
+
+def test_cli_names_an_unknown_stage(capsys):
+    assert cli.main(["--root", str(ROOT), "release", "--check", "99-nope"]) == 2
+    assert "99-nope" in capsys.readouterr().err
+
+
+def test_building_a_notebook_is_deterministic():
+    source = course.source_path(ROOT, "01-backprop")
+    first, second = (course.notebook_text(course.notebook_from_source(source)) for _ in range(2))
+    assert first == second
+    nb = nbformat.reads(first, as_version=4)
+    ids = [cell.id for cell in nb.cells]
+    assert len(set(ids)) == len(ids)
+    assert "softmax-impl" in ids  # graded cells keep their grade_id as their cell id
+
+
+@pytest.fixture
+def course_copy(tmp_path):
+    shutil.copy2(ROOT / "nbgrader_config.py", tmp_path)
+    for part in ("solutions", "notebooks"):
+        shutil.copytree(ROOT / part / "01-backprop", tmp_path / part / "01-backprop")
+    return tmp_path
+
+
+def test_stale_release_is_detected_and_release_fixes_it(course_copy):
+    assert course.stale(course_copy) == []
+    source = course.source_path(course_copy, "01-backprop")
+    source.write_text(source.read_text() + "\n# %% [markdown]\n# An instructor's late addition.\n")
+    problems = course.stale(course_copy)
+    assert any("01-backprop.ipynb differs" in p for p in problems)
+    assert any(p.startswith("notebooks/01-backprop/") and "out of date" in p for p in problems)
+    course.release(course_copy)
+    assert course.stale(course_copy) == []
+    release = course.read_notebook(course.release_path(course_copy, "01-backprop"))
+    assert "An instructor's late addition." in release.cells[-1].source
+
+
+def test_release_never_contains_solutions_or_the_source(course_copy):
+    course.release(course_copy)
+    folder = course.release_path(course_copy, "01-backprop").parent
+    assert sorted(p.name for p in folder.iterdir()) == ["01-backprop.ipynb"]
+    text = (folder / "01-backprop.ipynb").read_text()
+    assert "### BEGIN SOLUTION" not in text and "BEGIN HIDDEN TESTS" not in text
+    assert "raise NotImplementedError()" in text
+
+
+def test_cli_check_exits_1_on_a_stale_release(course_copy):
+    release = course.release_path(course_copy, "01-backprop")
+    release.write_text(release.read_text().replace("Backpropagation by hand", "Backprop"))
+    done = subprocess.run([sys.executable, "-m", "coursekit", "release", "--check"], cwd=course_copy,
+                          capture_output=True, text=True)
+    assert done.returncode == 1
+    assert "notebooks/01-backprop/01-backprop.ipynb is out of date" in done.stdout
+
+
+def _cell(kind, source, **nbgrader):
+    cell = nbformat.v4.new_code_cell(source) if kind == "code" else nbformat.v4.new_markdown_cell(source)
+    if nbgrader:
+        cell.metadata["nbgrader"] = nbgrader
+    return cell
+
+
+ANSWER = dict(grade=False, solution=True, locked=False, grade_id="f-impl")
+TEST = dict(grade=True, solution=False, locked=True, points=1, grade_id="f-tests")
+
+
+def test_anatomy_accepts_a_sound_notebook():
+    nb = nbformat.v4.new_notebook(cells=[
+        _cell("code", "import numpy", grade=False, solution=False, locked=True, grade_id="setup"),
+        _cell("code", "def f():\n    ### BEGIN SOLUTION\n    return 1\n    ### END SOLUTION", **ANSWER),
+        _cell("code", "assert f() == 1", **TEST),
+    ])
+    assert course.anatomy_problems(nb) == []
+    assert [(e.grade_id, e.test_ids) for e in course.exercises(nb)] == [("f-impl", ["f-tests"])]
+
+
+@pytest.mark.parametrize("cells, problem", [
+    ([_cell("code", "x = 1")], "without nbgrader metadata"),
+    ([_cell("code", "### BEGIN SOLUTION\n### END SOLUTION", **ANSWER)], "followed by no test cell"),
+    ([_cell("code", "### BEGIN SOLUTION\n### END SOLUTION", **ANSWER), _cell("code", "assert 1", **dict(TEST, points=0))],
+     "has no points"),
+    ([_cell("code", "### BEGIN SOLUTION\n### END SOLUTION", **ANSWER), _cell("code", "assert 1", **dict(TEST, locked=False))],
+     "is not locked"),
+    ([_cell("code", "### BEGIN SOLUTION\n### END SOLUTION", **ANSWER), _cell("code", "assert 1", **dict(TEST, grade_id="f-impl"))],
+     "is used by cells"),
+    ([_cell("code", "### BEGIN SOLUTION\n### END SOLUTION", **dict(ANSWER, grade_id="Bad_Id")),
+      _cell("code", "assert 1", **TEST)], "kebab-case"),
+    ([_cell("code", "def f(): pass", **ANSWER), _cell("code", "assert 1", **TEST)], "no ### BEGIN SOLUTION"),
+    ([_cell("markdown", "# nothing graded")], "no autograded test cells"),
+])
+def test_anatomy_reports_unsafe_notebooks(cells, problem):
+    nb = nbformat.v4.new_notebook(cells=cells)
+    problems = course.anatomy_problems(nb)
+    assert any(problem in p for p in problems), problems
