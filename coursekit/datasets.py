@@ -16,7 +16,8 @@ def spiral(n_per_class: int = 100, num_classes: int = 3, noise: float = 0.2, see
         raise ValueError(f"n_per_class must be a positive integer; got {n_per_class!r}")
     if int(num_classes) != num_classes or num_classes < 2:
         raise ValueError(f"num_classes must be an integer >= 2; got {num_classes!r}")
-    if noise < 0:
+    n_per_class, num_classes = int(n_per_class), int(num_classes)
+    if not noise >= 0:  # also refuses nan
         raise ValueError(f"noise must be >= 0; got {noise}")
     rng = np.random.default_rng(seed)
     radius = np.tile(np.linspace(0.0, 1.0, n_per_class), num_classes)

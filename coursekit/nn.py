@@ -35,6 +35,12 @@ def _float_array(value, name: str, ndim: int | None = None) -> np.ndarray:
     return array
 
 
+def _positive_int(value, name: str) -> int:
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer, float)) or value != int(value) or value < 1:
+        raise ValueError(f"{name} must be a positive integer; got {value!r}")
+    return int(value)
+
+
 def _same_shape(a: np.ndarray, a_name: str, b: np.ndarray, b_name: str) -> None:
     if a.shape != b.shape:
         raise ValueError(f"{a_name} and {b_name} must have the same shape; got {a.shape} and {b.shape}")
@@ -119,6 +125,10 @@ def affine(X, W, b) -> np.ndarray:
 def affine_backward(dA, X, W) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Gradients ``(dX, dW, db)`` of ``A = X @ W + b`` given ``dA (N, K)``."""
     dA = _float_array(dA, "dA", ndim=2)
+    X = _float_array(X, "X", ndim=2)
+    W = _float_array(W, "W", ndim=2)
+    if X.shape[1] != W.shape[0]:
+        raise ValueError(f"X is {X.shape} and W is {W.shape}: X's columns must equal W's rows")
     if dA.shape != (X.shape[0], W.shape[1]):
         raise ValueError(f"dA must have shape {(X.shape[0], W.shape[1])}; got {dA.shape}")
     return dA @ W.T, X.T @ dA, dA.sum(axis=0)
@@ -132,13 +142,14 @@ def relu(A) -> np.ndarray:
 def relu_backward(dZ, Z) -> np.ndarray:
     """``dA = dZ * (Z > 0)`` for ``Z = relu(A)`` (the slides' relu node)."""
     dZ = _float_array(dZ, "dZ")
-    _same_shape(dZ, "dZ", np.asarray(Z), "Z")
+    Z = _float_array(Z, "Z")
+    _same_shape(dZ, "dZ", Z, "Z")
     return dZ * (Z > 0)
 
 
 def decay(weights, lam: float) -> float:
     """Weight decay ``(lam/2) sum_i ||W_i||_F^2`` over a sequence of weight matrices."""
-    if lam < 0:
+    if not lam >= 0:  # also refuses nan
         raise ValueError(f"lam must be >= 0; got {lam}")
     return float(0.5 * lam * sum(np.sum(np.square(_float_array(W, "W"))) for W in weights))
 
@@ -148,9 +159,7 @@ def decay(weights, lam: float) -> float:
 
 def init_params(D: int, H: int, K: int, rng: np.random.Generator, scale: float = 0.01) -> dict:
     """Parameters of the two-layer net: ``W1 (D,H)``, ``b1 (H,)``, ``W2 (H,K)``, ``b2 (K,)``."""
-    for name, value in (("D", D), ("H", H), ("K", K)):
-        if int(value) != value or value < 1:
-            raise ValueError(f"{name} must be a positive integer; got {value!r}")
+    D, H, K = (_positive_int(value, name) for value, name in ((D, "D"), (H, "H"), (K, "K")))
     return {
         "W1": scale * rng.standard_normal((D, H)),
         "b1": np.zeros(H),
@@ -228,7 +237,12 @@ def predict(X, params: dict) -> np.ndarray:
 
 
 def accuracy(X, labels, params: dict) -> float:
-    return float(np.mean(predict(X, params) == np.asarray(labels)))
+    """Fraction of the rows of ``X`` whose predicted class is their label."""
+    predicted = predict(X, params)
+    labels = np.asarray(labels)
+    if labels.shape != predicted.shape:
+        raise ValueError(f"labels must have shape {predicted.shape} to match X; got {labels.shape}")
+    return float(np.mean(predicted == labels))
 
 
 @dataclass
@@ -258,6 +272,7 @@ def train(
         raise ValueError(f"labels must have shape ({X.shape[0]},) to match X; got {labels.shape}")
     if int(steps) != steps or steps < 0:
         raise ValueError(f"steps must be a non-negative integer; got {steps!r}")
+    record_every = _positive_int(record_every, "record_every")
     K = int(labels.max()) + 1
     T = one_hot(labels, K)
     params = init_params(X.shape[1], hidden, K, np.random.default_rng(seed))

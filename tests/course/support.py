@@ -30,16 +30,27 @@ def cell_failure(cell) -> str | None:
 
 
 @contextlib.contextmanager
-def grading_environment(**extra):
-    """The environment of ``nbgrader autograde``: NBGRADER_EXECUTION set, so the fast budget."""
+def environment(set_vars: dict[str, str], unset: tuple[str, ...] = ()):
+    """Run the block (and the kernels it starts) with these environment variables."""
     saved = dict(os.environ)
-    os.environ.update({"NBGRADER_EXECUTION": "autograde", **extra})
-    os.environ.pop("COURSEKIT_BUDGET", None)
+    for name in unset:
+        os.environ.pop(name, None)
+    os.environ.update(set_vars)
     try:
         yield
     finally:
         os.environ.clear()
         os.environ.update(saved)
+
+
+def grading_environment():
+    """The environment of ``nbgrader autograde``: NBGRADER_EXECUTION set, so the fast budget."""
+    return environment({"NBGRADER_EXECUTION": "autograde"}, unset=("COURSEKIT_BUDGET",))
+
+
+def student_environment():
+    """A student's JupyterLab: not graded, not CI, the full budget."""
+    return environment({"COURSEKIT_BUDGET": "full"}, unset=("NBGRADER_EXECUTION", "CI"))
 
 
 def client_for(nb, cwd: Path) -> NotebookClient:
@@ -58,11 +69,11 @@ class Run:
         return {i: why for i in indices if (why := cell_failure(self.nb.cells[i])) is not None}
 
 
-def execute(path: Path) -> Run:
-    """Execute a whole notebook top to bottom under the grading environment."""
+def execute(path: Path, env=grading_environment) -> Run:
+    """Execute a whole notebook top to bottom, by default under the grading environment."""
     nb = course.read_notebook(path)
     start = time.perf_counter()
-    with grading_environment():
+    with env():
         client_for(nb, path.parent).execute()
     return Run(nb, time.perf_counter() - start)
 

@@ -171,7 +171,8 @@ def test_feedback_holds_no_hidden_test_source(graded):
     assert secret, "the stage has no hidden tests to protect"
     # positive control: the autograded notebooks, which feedback is made from, do hold them
     autograded = course.read_notebook(root / "autograded" / "cy" / stage / f"{stage}.ipynb")
-    assert leaks("\n".join(c.source for c in autograded.cells), secret) == secret
+    autograded_source = "\n".join(c.source for c in autograded.cells)
+    assert all(line in autograded_source for line in secret)
     for student in ("ada", "bob", "cy", "dee"):
         page = (root / "feedback" / student / stage / f"{stage}.html").read_text()
         assert page_text(page).strip(), f"{student}'s feedback is empty"

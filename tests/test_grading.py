@@ -1,0 +1,383 @@
+"""coursekit.grading: checks that never reveal the expected values, gradient checks, blocking of the
+coursekit counterparts, and the grading conditions of own_work (fp errors, warnings, time limit)."""
+
+from __future__ import annotations
+
+import math
+import signal
+import time
+import warnings
+
+import numpy as np
+import pytest
+import scipy.special
+import torch
+
+from coursekit import grading, nn
+from coursekit.grading import CheckFailed, GradingTimeout
+
+# Distinctive digits: if any of these strings shows up in a failure message, it leaked the answer.
+EXPECTED = np.array([[0.123456789, -9.87654321], [3.14159265, 271.828182]])
+
+
+def leaked_fragments(values) -> list[str]:
+    fragments = []
+    for v in np.ravel(values):
+        fragments += [str(v), repr(v), f"{v:.2f}", f"{v:.3g}", f"{v:.1e}", f"{abs(v):.4f}"[:5]]
+    return fragments
+
+
+# -- basic checks -----------------------------------------------------------------------------------
+
+
+def test_check_passes_on_truthy_and_fails_with_the_message():
+    grading.check(True, "unused")
+    grading.check(np.array([1, 2]).all(), "unused")
+    with pytest.raises(CheckFailed, match="^the sky is not blue$"):
+        grading.check(0, "the sky is not blue")
+    assert issubclass(CheckFailed, AssertionError)
+
+
+def test_check_shape_returns_the_array_and_names_the_value():
+    out = grading.check_shape([[1, 2, 3]], (1, 3), "Y")
+    assert isinstance(out, np.ndarray) and out.shape == (1, 3)
+    out = grading.check_shape(torch.ones(2, 2, requires_grad=True), (2, 2), "Y")
+    assert isinstance(out, np.ndarray)
+    with pytest.raises(CheckFailed, match=r"^Y has shape \(3, 1\); it should have shape \(1, 3\)"):
+        grading.check_shape(np.zeros((3, 1)), (1, 3), "Y")
+    with pytest.raises(CheckFailed, match="Y is None"):
+        grading.check_shape(None, (1,), "Y")
+
+
+def test_check_finite():
+    grading.check_finite(np.array([1.0, -2.0]), "Y")
+    with pytest.raises(CheckFailed, match=r"^Y has 2 entries that are inf or nan"):
+        grading.check_finite(np.array([1.0, np.nan, np.inf]), "Y")
+    with pytest.raises(CheckFailed, match="^Y should hold numbers"):
+        grading.check_finite(np.array(["a"]), "Y")
+
+
+def test_rel_error_hand_computation():
+    a = np.array([1.0, 2.0, 0.0, -1.0])
+    b = np.array([1.5, 2.0, 0.0, -1.0])
+    assert grading.rel_error(a, b) == pytest.approx(0.5 / 2.5, rel=1e-15)
+    assert grading.rel_error(b, a) == grading.rel_error(a, b)
+    # Denominator floored at 1e-8: |1e-10 - 0| / 1e-8 = 0.01.
+    assert grading.rel_error([1e-10], [0.0]) == pytest.approx(0.01, rel=1e-12)
+    # Opposite signs: |1 - (-1)| / (1 + 1) = 1.
+    assert grading.rel_error([1.0], [-1.0]) == 1.0
+    assert grading.rel_error([], []) == 0.0
+
+
+# -- check_close ------------------------------------------------------------------------------------
+
+
+def test_check_close_passes_on_equal_and_nearly_equal_arrays():
+    grading.check_close(EXPECTED.copy(), EXPECTED, "Y")
+    grading.check_close(EXPECTED.tolist(), EXPECTED, "Y")
+    grading.check_close(torch.tensor(EXPECTED), EXPECTED, "Y")
+    grading.check_close(EXPECTED * (1 + 1e-9), EXPECTED, "Y")  # rel error ~5e-10 < 1e-7
+    grading.check_close(EXPECTED * (1 + 1e-4), EXPECTED, "Y", tol=1e-3)
+
+
+@pytest.mark.parametrize(
+    "actual",
+    [
+        EXPECTED * 1.1,
+        EXPECTED * (1 + 1e-5),
+        -EXPECTED,
+        EXPECTED.T,
+        EXPECTED[:1],
+        np.where(EXPECTED > 1, np.nan, EXPECTED),
+        np.zeros_like(EXPECTED),
+    ],
+    ids=["10%-off", "slightly-off", "negated", "transposed", "wrong-shape", "nan", "zeros"],
+)
+def test_check_close_fails_without_revealing_expected(actual):
+    with pytest.raises(CheckFailed) as info:
+        grading.check_close(actual, EXPECTED, "Y")
+    message = str(info.value)
+    assert message.startswith("Y")
+    for fragment in leaked_fragments(EXPECTED):
+        assert fragment not in message, (fragment, message)
+    assert str(EXPECTED) not in message and str(EXPECTED.tolist()) not in message
+
+
+def test_check_close_reports_how_many_entries_are_off():
+    actual = EXPECTED.copy()
+    actual[0, 1] *= 2
+    with pytest.raises(CheckFailed, match=r"^Y: 1 of 4 entries"):
+        grading.check_close(actual, EXPECTED, "Y")
+
+
+def test_check_close_passes_on_empty_arrays():
+    # rel_error handles empty arrays; check_close must too (an empty batch is a valid answer).
+    grading.check_close(np.zeros((0, 3)), np.zeros((0, 3)), "Y")
+
+
+# -- numerical gradients ----------------------------------------------------------------------------
+
+
+def test_numeric_gradient_of_sum_of_cubes():
+    rng = np.random.default_rng(0)
+    x = rng.choice([-1.0, 1.0], size=(3, 4)) * rng.uniform(0.5, 2.0, size=(3, 4))
+    x_before = x.copy()
+    g = grading.numeric_gradient(lambda v: np.sum(v**3), x)
+    np.testing.assert_allclose(g, 3 * x_before**2, rtol=1e-8, atol=1e-8)
+    np.testing.assert_array_equal(x, x_before)  # restored exactly
+
+
+@pytest.mark.parametrize("seed", (0, 1, 2))
+def test_numeric_gradient_of_quadratic_form(seed):
+    rng = np.random.default_rng(seed)
+    A = rng.standard_normal((6, 6))  # not symmetric: the gradient is (A + A^T) x
+    x = rng.standard_normal(6)
+    g = grading.numeric_gradient(lambda v: v @ A @ v, x)
+    np.testing.assert_allclose(g, (A + A.T) @ x, rtol=1e-8, atol=1e-8)
+
+
+@pytest.mark.parametrize(
+    "make", [np.asfortranarray, lambda m: m.T, lambda m: m[:, :3]], ids=["fortran", "transposed", "column-slice"]
+)
+def test_numeric_gradient_of_non_contiguous_arrays(make):
+    # A float64 array that is not C-contiguous is still a float64 array: perturbing a reshaped copy
+    # would leave x (and the returned gradient) untouched and give zeros.
+    base = np.random.default_rng(3).uniform(0.5, 2.0, size=(4, 6))
+    x = make(base.copy())
+    expected = 3 * np.array(x) ** 2
+    g = grading.numeric_gradient(lambda v: np.sum(v**3), x)
+    np.testing.assert_allclose(g, expected, rtol=1e-8, atol=1e-8)
+
+
+@pytest.mark.parametrize(
+    "x", [np.ones(3, dtype=np.float32), np.ones(3, dtype=np.int64), [1.0, 2.0], torch.ones(3, dtype=torch.float64)],
+    ids=["float32", "int", "list", "tensor"],
+)
+def test_numeric_gradient_rejects_non_float64(x):
+    with pytest.raises(TypeError, match="float64"):
+        grading.numeric_gradient(lambda v: float(np.sum(v)), x)
+
+
+def test_check_gradient_passes_a_correct_gradient():
+    rng = np.random.default_rng(1)
+    A = rng.standard_normal((5, 5))
+    x = rng.standard_normal(5)
+    grading.check_gradient(lambda v: v @ A @ v, x, (A + A.T) @ x, "dx")
+    x = rng.standard_normal((2, 3))
+    grading.check_gradient(lambda v: np.sum(v**2), x, 2 * x, "dx")
+
+
+def test_check_gradient_fails_a_gradient_missing_a_factor_of_two():
+    x = np.random.default_rng(2).standard_normal((2, 3))
+    with pytest.raises(CheckFailed, match=r"^dx does not match the numeric gradient"):
+        grading.check_gradient(lambda v: np.sum(v**2), x, x, "dx")
+
+
+def test_check_gradient_fails_a_transposed_gradient():
+    rng = np.random.default_rng(4)
+    A = rng.standard_normal((5, 5))
+    x = rng.standard_normal(5)
+    with pytest.raises(CheckFailed, match="dx"):
+        grading.check_gradient(lambda v: v @ A @ v, x, 2 * A @ x, "dx")  # right only for symmetric A
+    with pytest.raises(CheckFailed, match="shape"):
+        grading.check_gradient(lambda v: v @ A @ v, x, ((A + A.T) @ x)[:4], "dx")
+
+
+# -- blocking the coursekit counterparts ------------------------------------------------------------
+
+A_ROWS = np.array([[1.0, 2.0, 3.0], [0.0, 0.0, 0.0]])
+
+
+def assert_softmax_works(func):
+    np.testing.assert_allclose(func(A_ROWS), scipy.special.softmax(A_ROWS, axis=1), rtol=1e-12)
+
+
+def assert_blocked(call, name):
+    with pytest.raises(RuntimeError) as info:
+        call()
+    message = str(info.value)
+    assert name in message and "coursekit" in message, message
+
+
+def test_blocked_makes_the_function_raise_and_restores_it():
+    with grading.blocked(nn.softmax):
+        assert_blocked(lambda: nn.softmax(A_ROWS), "softmax")
+        np.testing.assert_allclose(nn.sigmoid(0.0), 0.5)  # only the target is blocked
+    assert_softmax_works(nn.softmax)
+
+
+def test_blocked_catches_a_function_imported_under_another_name():
+    from coursekit.nn import softmax as s  # bound before the block starts
+
+    with grading.blocked(nn.softmax):
+        assert_blocked(lambda: s(A_ROWS), "softmax")
+    assert_softmax_works(s)
+
+
+def test_blocked_accepts_dotted_names():
+    with grading.blocked("coursekit.nn.softmax"):
+        assert_blocked(lambda: nn.softmax(A_ROWS), "softmax")
+    assert_softmax_works(nn.softmax)
+
+
+def test_blocked_restores_when_the_block_raises():
+    with pytest.raises(ZeroDivisionError):
+        with grading.blocked(nn.softmax, nn.relu):
+            1 / 0  # noqa: B018
+    assert_softmax_works(nn.softmax)
+    np.testing.assert_array_equal(nn.relu(np.array([-1.0, 2.0])), [0.0, 2.0])
+    with pytest.raises(RuntimeError):
+        with grading.blocked(nn.softmax):
+            nn.softmax(A_ROWS)  # the block's own error escapes the block
+    assert_softmax_works(nn.softmax)
+
+
+@pytest.mark.parametrize("target", [nn, "coursekit.nn"], ids=["module", "dotted"])
+def test_blocking_a_module_blocks_its_functions_and_methods(target):
+    params = {"W1": np.eye(2), "b1": np.zeros(2), "W2": np.eye(2), "b2": np.zeros(2)}
+    result = nn.TrainResult(params)
+    X = np.array([[1.0, 0.0], [0.0, 1.0]])
+    with grading.blocked(target):
+        assert_blocked(lambda: nn.softmax(A_ROWS), "softmax")
+        assert_blocked(lambda: nn.one_hot(np.array([0]), 2), "one_hot")
+        assert_blocked(lambda: result.accuracy(X, [0, 1]), "TrainResult.accuracy")
+        np.testing.assert_allclose(np.exp(0.0), 1.0)  # numpy, imported by nn, is left alone
+    assert_softmax_works(nn.softmax)
+    assert result.accuracy(X, [0, 1]) == 1.0
+    np.testing.assert_array_equal(nn.one_hot(np.array([1]), 2), [[0.0, 1.0]])
+
+
+def test_blocking_a_class_blocks_its_methods():
+    result = nn.TrainResult({"W1": np.eye(2), "b1": np.zeros(2), "W2": np.eye(2), "b2": np.zeros(2)})
+    with grading.blocked(nn.TrainResult):
+        assert_blocked(lambda: result.accuracy(np.eye(2), [0, 1]), "TrainResult.accuracy")
+        assert_softmax_works(nn.softmax)
+    assert result.accuracy(np.eye(2), [0, 1]) == 1.0
+
+
+def test_blocking_the_same_function_twice_still_restores_it():
+    with grading.blocked(nn.softmax, "coursekit.nn.softmax"):
+        with grading.blocked(nn.softmax):
+            assert_blocked(lambda: nn.softmax(A_ROWS), "softmax")
+        assert_blocked(lambda: nn.softmax(A_ROWS), "softmax")  # the outer block still holds
+    assert_softmax_works(nn.softmax)
+
+
+def test_blocked_rejects_targets_it_cannot_block():
+    with pytest.raises(TypeError):
+        with grading.blocked(42):
+            pass
+
+
+# -- own_work ---------------------------------------------------------------------------------------
+
+
+def test_own_work_blocks_counterparts_and_restores_them():
+    from coursekit.nn import softmax as s
+
+    def answer(A):  # a "solution" that only delegates
+        return s(A)
+
+    with grading.own_work(nn.softmax, seconds=5):
+        assert_blocked(lambda: answer(A_ROWS), "softmax")
+    assert_softmax_works(answer)
+
+
+def test_own_work_turns_numpy_fp_trouble_into_errors():
+    before = np.geterr()
+    with grading.own_work(seconds=5):
+        with pytest.raises(FloatingPointError):
+            np.exp(1000.0)
+        with pytest.raises(FloatingPointError):
+            np.float64(1.0) / np.float64(0.0)
+        with pytest.raises(FloatingPointError):
+            np.log(np.array([-1.0]))
+    assert np.geterr() == before
+    with np.errstate(over="ignore"):
+        assert np.exp(1000.0) == math.inf
+
+
+def test_own_work_turns_warnings_into_errors_and_restores_the_filters():
+    with grading.own_work(seconds=5):
+        with pytest.raises(UserWarning, match="careful"):
+            warnings.warn("careful", stacklevel=1)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        warnings.warn("careful", stacklevel=1)  # a warning again, not an exception
+    assert len(caught) == 1
+
+
+# A watchdog thread (not SIGALRM, which time_limit itself uses) ends the run if the limit fails.
+@pytest.mark.timeout(20, method="thread")
+def test_own_work_stops_a_loop_that_never_ends():
+    start = time.monotonic()
+    with pytest.raises(GradingTimeout, match=r"softmax answer did not return within 0.5 s"):
+        with grading.own_work(seconds=0.5, what="your softmax answer"):
+            while True:
+                pass
+    assert time.monotonic() - start < 2.0
+
+
+# A watchdog thread (not SIGALRM, which time_limit itself uses) ends the run if the limit fails.
+@pytest.mark.timeout(20, method="thread")
+def test_own_work_reads_the_time_limit_from_the_environment(monkeypatch):
+    monkeypatch.setenv("COURSEKIT_TIME_LIMIT", "0.3")
+    start = time.monotonic()
+    with pytest.raises(GradingTimeout, match="0.3 s"):
+        with grading.own_work():
+            while True:
+                pass
+    assert time.monotonic() - start < 2.0
+    monkeypatch.setenv("COURSEKIT_TIME_LIMIT", "soon")
+    with pytest.raises(ValueError, match="COURSEKIT_TIME_LIMIT"):
+        with grading.own_work():
+            pass
+
+
+# -- time limits ------------------------------------------------------------------------------------
+
+
+def test_time_limit_lets_a_quick_block_finish_and_leaves_no_alarm_behind():
+    handler = signal.getsignal(signal.SIGALRM)
+    with grading.time_limit(0.2):
+        total = sum(range(1000))
+    assert total == 499500
+    time.sleep(0.4)  # an alarm left running would fire here
+    assert signal.getsignal(signal.SIGALRM) is handler
+
+
+def test_nested_time_limits_keep_the_outer_limit():
+    # The inner block ends quickly; the outer limit (0.5 s) must still stop what follows it.
+    start = time.monotonic()
+    timed_out = False
+    try:
+        with grading.time_limit(0.5, "outer"):
+            with grading.time_limit(10, "inner"):
+                pass
+            while time.monotonic() - start < 3.0:  # bounded, so a broken limit cannot hang the run
+                pass
+    except GradingTimeout as err:
+        timed_out = True
+        assert "outer" in str(err)
+    assert timed_out, "the outer time limit was cancelled by the inner one"
+    assert time.monotonic() - start < 2.0
+
+
+def test_time_limit_seconds_default(monkeypatch):
+    monkeypatch.delenv("COURSEKIT_TIME_LIMIT", raising=False)
+    assert grading.time_limit_seconds() == 20.0
+    monkeypatch.setenv("COURSEKIT_TIME_LIMIT", "   ")
+    assert grading.time_limit_seconds() == 20.0
+
+
+@pytest.mark.parametrize("raw, seconds", [("2.5", 2.5), (" 7 ", 7.0), ("1e-1", 0.1)])
+def test_time_limit_seconds_parses_the_variable(monkeypatch, raw, seconds):
+    monkeypatch.setenv("COURSEKIT_TIME_LIMIT", raw)
+    assert grading.time_limit_seconds() == seconds
+
+
+@pytest.mark.parametrize("raw", ["soon", "10s", "0", "-3", "nan"])
+def test_time_limit_seconds_rejects_bad_values_naming_the_variable(monkeypatch, raw):
+    monkeypatch.setenv("COURSEKIT_TIME_LIMIT", raw)
+    with pytest.raises(ValueError, match=r"^COURSEKIT_TIME_LIMIT must be .*" + repr(raw)):
+        grading.time_limit_seconds()
