@@ -298,3 +298,71 @@ def own_work(*counterparts, what: str = "your code", seconds: float | None = Non
                 f"{what} is not numerically stable: numpy reported {err} (an exp that overflows, "
                 f"a log of 0 or a 0/0)"
             ) from None
+
+
+# -- gradients of single graph nodes (stages with coursekit.autodiff) ----------------------------
+
+
+def node_gradients(op, inputs, d_out, *, constants=(), prefill: float | None = None) -> list:
+    """Run ``op(*inputs)`` on :class:`coursekit.autodiff.Param` copies of ``inputs``, seed its
+    gradient with ``d_out``, call its ``back`` and return the inputs' gradients (None where none came).
+
+    Positions listed in ``constants`` are passed as plain arrays. Nested tuples are kept (``affine``
+    takes ``(X, (W, b))``). With ``prefill``, every input's gradient starts at that constant, as if an
+    earlier node had already contributed: a ``back`` that assigns instead of adding loses it.
+    """
+    from coursekit import autodiff
+
+    params = []
+
+    def wrap(x, position):
+        if isinstance(x, tuple):
+            return tuple(wrap(item, position) for item in x)
+        if position in constants:
+            return np.asarray(x, dtype=np.float64)
+        p = autodiff.Param(np.array(x, dtype=np.float64), f"input {len(params)}")
+        if prefill is not None:
+            p.slot += np.full(p.shape, prefill)
+        params.append(p)
+        return p
+
+    wrapped = [wrap(x, i) for i, x in enumerate(inputs)]
+    out = op(*wrapped)
+    check(isinstance(out, autodiff.Node), f"the operation should return a node; it returned {type(out).__name__}")
+    out.slot.value = None
+    out.slot += np.asarray(d_out, dtype=np.float64)
+    out.back()
+    return [p.grad for p in params]
+
+
+def torch_gradients(fn, inputs, d_out, *, constants=()) -> list:
+    """The oracle for :func:`node_gradients`: torch autograd in float64 of ``fn`` on the same inputs.
+
+    ``fn`` receives torch tensors with the same nesting; returns the flat list of gradients (None for
+    inputs that do not influence the output).
+    """
+    import torch
+
+    leaves = []
+
+    def wrap(x, position):
+        if isinstance(x, tuple):
+            return tuple(wrap(item, position) for item in x)
+        t = torch.tensor(np.asarray(x, dtype=np.float64))
+        if position not in constants:
+            t.requires_grad_(True)
+            leaves.append(t)
+        return t
+
+    wrapped = [wrap(x, i) for i, x in enumerate(inputs)]
+    out = fn(*wrapped)
+    grads = torch.autograd.grad(out, leaves, torch.tensor(np.asarray(d_out, dtype=np.float64)), allow_unused=True)
+    return [None if g is None else g.numpy() for g in grads]
+
+
+def check_gradients(actual: list, expected: list, names: list[str], *, tol: float = 1e-10) -> None:
+    """Compare lists of gradients by name; a missing gradient (None) fails with a clear message."""
+    check(len(actual) == len(expected) == len(names), "internal: gradients and names do not match")
+    for got, want, name in zip(actual, expected, names):
+        check(got is not None, f"{name} received no gradient: did back add (+=) a contribution to it?")
+        check_close(got, want, name, tol=tol)

@@ -73,3 +73,60 @@ def figure_png(fig: Figure, dpi: int = 80) -> bytes:
     buffer = io.BytesIO()
     fig.savefig(buffer, format="png", dpi=dpi)
     return buffer.getvalue()
+
+
+def graph_layout(values, parents_of) -> dict[int, tuple[float, float]]:
+    """Positions for a computation graph: column = longest path from a leaf, row = order in the column."""
+    depth: dict[int, int] = {}
+    for v in values:  # values come in creation order, so parents are placed first
+        ps = [depth[id(p)] for p in parents_of(v) if id(p) in depth]
+        depth[id(v)] = 1 + max(ps) if ps else 0
+    rows: dict[int, int] = {}
+    position = {}
+    for v in values:
+        column = depth[id(v)]
+        rows[column] = rows.get(column, 0) + 1
+        position[id(v)] = (float(column), -float(rows[column] - 1))
+    return position
+
+
+def _summary(array) -> str:
+    if array is None:
+        return "—"
+    array = np.asarray(array)
+    if array.shape == ():
+        return f"{float(array):.3g}"
+    return f"‖·‖={np.linalg.norm(array):.3g}"
+
+
+def draw_graph(ax: Axes, values, blocks, *, parents_of, current=None, title: str | None = None) -> None:
+    """Draw a computation graph: parameters green, operation nodes blue, the current step orange;
+    each box shows the value and the gradient (— before it arrives), and [the block] it belongs to."""
+    pos = graph_layout(values, parents_of)
+    for v in values:
+        x1, y1 = pos[id(v)]
+        for p in parents_of(v):
+            if id(p) in pos:
+                x0, y0 = pos[id(p)]
+                ax.annotate("", xy=(x1 - 0.28, y1), xytext=(x0 + 0.28, y0),
+                            arrowprops=dict(arrowstyle="->", color="0.5", lw=0.8))
+    member = {id(n): b.op for b in blocks for n in b.inner}  # innermost block last wins
+    for v in values:
+        x, y = pos[id(v)]
+        is_node = hasattr(v, "op")
+        colour = "#ffbb78" if v is current else ("#aec7e8" if is_node else "#98df8a")
+        head = v.op if is_node else v.name
+        if id(v) in member:
+            head += f" [{member[id(v)]}]"
+        label = f"{head}\n{'x'.join(map(str, v.shape)) or 'scalar'}\n" \
+                f"v {_summary(v.value)}\n∂ {_summary(v.grad)}"
+        ax.text(x, y, label, ha="center", va="center", fontsize=7, zorder=2,
+                bbox=dict(boxstyle="round", fc=colour, ec="k" if v.grad is not None else "0.6",
+                          lw=1.2 if v.grad is not None else 0.6))
+    columns = [p[0] for p in pos.values()] or [0.0]
+    rows = [p[1] for p in pos.values()] or [0.0]
+    ax.set_xlim(min(columns) - 0.6, max(columns) + 0.6)
+    ax.set_ylim(min(rows) - 0.6, max(rows) + 0.6)
+    ax.axis("off")
+    if title:
+        ax.set_title(title, fontsize=9)

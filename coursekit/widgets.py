@@ -84,3 +84,64 @@ class BackpropExplorer:
         from IPython.display import display
 
         display(self.widget)
+
+
+class GraphViewer:
+    """Stage 02: the graph of a computation, stepped through its backward pass node by node.
+
+    ``step`` 0 shows the forward values with only ``dL = 1`` seeded; step ``k`` shows the gradients
+    after the first ``k`` nodes ran their ``back``; the last step equals :func:`autodiff.backward`.
+    Blocks are opened up and drawn as frames around their nodes.
+    """
+
+    def __init__(self, out):
+        import ipywidgets as w
+
+        from coursekit import autodiff
+
+        self.out = out
+        self.values, self.blocks = autodiff.expand(out)
+        self.order = [v for v in reversed(self.values) if isinstance(v, autodiff.Node)]
+        self.step = w.IntSlider(value=0, min=0, max=len(self.order), description="backward step",
+                                style={"description_width": "initial"})
+        self.status = w.HTML()
+        self.image = w.Image(format="png")
+        self.step.observe(lambda change: self.show(change["new"]), names="value")
+        self.widget = w.VBox([self.step, self.status, self.image])
+        self.current = None
+        self.show(0)
+
+    def show(self, step: int) -> None:
+        """Run the backward pass up to ``step`` nodes and redraw."""
+        from coursekit import autodiff
+
+        if not 0 <= step <= len(self.order):
+            raise ValueError(f"step must be in [0, {len(self.order)}]; got {step}")
+        steps = autodiff.backward_steps(self.out)
+        self.current = None
+        for _ in range(step):
+            self.current = next(steps)
+        steps.close()
+        if self.current is None:
+            self.status.value = "forward values; dL = 1 seeded at the output"
+        else:
+            self.status.value = f"step {step}/{len(self.order)}: <b>{self.current.op}</b> ran its back"
+        width = 1.6 * (1 + max(plots.graph_layout(self.values, self._parents).values(), key=lambda p: p[0])[0])
+        fig, (ax,) = plots.new_figure(width=max(6.0, width), height=4.5)
+        plots.draw_graph(ax, self.values, self.blocks, parents_of=self._parents, current=self.current)
+        self.image.value = plots.figure_png(fig)
+
+    @staticmethod
+    def _parents(v):
+        """Parents with blocks replaced by their output node (blocks are drawn opened up)."""
+        found = []
+        for p in getattr(v, "parents", []):
+            while hasattr(p, "inner"):
+                p = p.out
+            found.append(p)
+        return found
+
+    def _ipython_display_(self):
+        from IPython.display import display
+
+        display(self.widget)

@@ -63,3 +63,55 @@ def test_bad_data_is_refused_with_the_shapes():
         BackpropExplorer(np.zeros((5, 3)), np.zeros(5, dtype=int))
     with pytest.raises(ValueError, match=r"labels must have shape \(5,\)"):
         BackpropExplorer(np.zeros((5, 2)), np.zeros(4, dtype=int))
+
+
+# -- stage 02: the graph viewer --------------------------------------------------------------------
+
+
+def _two_layer_loss(seed=0):
+    from coursekit import autodiff, nn
+
+    g = np.random.default_rng(seed)
+    X, T = g.normal(size=(8, 2)), np.eye(3)[g.integers(0, 3, size=8)]
+    P = {k: autodiff.Param(v, k) for k, v in nn.init_params(2, 4, 3, g, scale=1.0).items()}
+    L = autodiff.loss(autodiff.model(X, ((P["W1"], P["b1"]), (P["W2"], P["b2"]))), T, (P["W1"], P["W2"]), 0.1)
+    return L, P, X, T
+
+
+def test_graph_viewer_steps_through_every_node_of_the_opened_blocks():
+    from coursekit.widgets import GraphViewer
+
+    L, P, _, _ = _two_layer_loss()
+    viewer = GraphViewer(L)
+    # affine, relu, affine inside model; entropy, decay, add inside loss
+    assert viewer.step.max == 6
+    assert sorted(n.op for n in viewer.order) == ["add", "affine", "affine", "decay", "entropy", "relu"]
+    assert viewer.order[0].op == "add"  # the backward pass starts at the loss
+    assert all(p.grad is None for p in P.values())
+    assert bytes(viewer.image.value).startswith(PNG)
+
+
+def test_graph_viewer_gradients_arrive_in_reverse_order_and_end_at_backward():
+    from coursekit import nn
+    from coursekit.widgets import GraphViewer
+
+    L, P, X, T = _two_layer_loss(1)
+    viewer = GraphViewer(L)
+    viewer.step.value = 2  # add, then decay (created after entropy in the loss block): W1 has only lam W1
+    assert "decay" in viewer.status.value
+    np.testing.assert_allclose(P["W1"].grad, 0.1 * P["W1"].value)
+    assert P["b1"].grad is None
+    viewer.step.value = viewer.step.max
+    _, reference = nn.loss_and_grads(X, T, {k: p.value for k, p in P.items()}, 0.1)
+    for k, p in P.items():
+        np.testing.assert_allclose(p.grad, reference[k], rtol=1e-10, atol=1e-14)
+    viewer.step.value = 0  # going back clears the gradients again
+    assert all(p.grad is None for p in P.values())
+
+
+def test_graph_viewer_refuses_steps_out_of_range():
+    from coursekit.widgets import GraphViewer
+
+    viewer = GraphViewer(_two_layer_loss()[0])
+    with pytest.raises(ValueError, match=r"step must be in \[0, 6\]; got 7"):
+        viewer.show(7)
