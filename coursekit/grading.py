@@ -27,11 +27,19 @@ import numpy as np
 DEFAULT_TIME_LIMIT = 20.0  # seconds a graded call may take before it counts as "never returns"
 
 
-class CheckFailed(AssertionError):
+class _OneLine:
+    """IPython shows these exceptions as one line: the message is the whole story for a student,
+    and the frames of the grading helpers would only hide it."""
+
+    def _render_traceback_(self):
+        return [f"\x1b[0;31m{type(self).__name__}\x1b[0m: {self}"]
+
+
+class CheckFailed(_OneLine, AssertionError):
     """A property of the student's answer does not hold."""
 
 
-class GradingTimeout(RuntimeError):
+class GradingTimeout(_OneLine, RuntimeError):
     """The answer did not return within the time limit."""
 
 

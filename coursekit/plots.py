@@ -69,6 +69,17 @@ def new_figure(ncols: int = 1, width: float = 4.5, height: float = 4.0) -> tuple
     return fig, [fig.add_subplot(1, ncols, i + 1) for i in range(ncols)]
 
 
+def show(fig: Figure, dpi: int = 100) -> None:
+    """Display a figure made by :func:`new_figure` in the notebook, as a PNG image.
+
+    (A figure not registered with pyplot has no inline display of its own: left as a cell's last
+    expression, Jupyter would print ``<Figure size ...>``.)
+    """
+    from IPython.display import Image, display
+
+    display(Image(figure_png(fig, dpi=dpi)))
+
+
 def figure_png(fig: Figure, dpi: int = 80) -> bytes:
     buffer = io.BytesIO()
     fig.savefig(buffer, format="png", dpi=dpi)

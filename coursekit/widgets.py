@@ -41,7 +41,10 @@ class BackpropExplorer:
         self.updates = 0
         for slider in (self.hidden, self.lam, self.lr):
             slider.observe(self._on_change, names="value")
-        self.widget = w.VBox([w.HBox([self.hidden, self.lam, self.lr]), self.status, self.image])
+        sliders = w.HBox([self.hidden, self.lam, self.lr], layout=w.Layout(flex_flow="row wrap"))
+        for slider in (self.hidden, self.lam, self.lr):
+            slider.layout = w.Layout(min_width="330px")
+        self.widget = w.VBox([sliders, self.status, self.image])
         self.update()
 
     def settings(self) -> dict:
@@ -77,7 +80,7 @@ class BackpropExplorer:
             plots.plot_loss(ax_loss, self.result.losses, record_every=10)
         else:
             ax_regions.text(0.5, 0.5, "diverged", ha="center", va="center", transform=ax_regions.transAxes)
-        self.image.value = plots.figure_png(fig)
+        self.image.value = plots.figure_png(fig, dpi=110)
         self.updates += 1
 
     def _ipython_display_(self):
@@ -129,7 +132,7 @@ class GraphViewer:
         width = 1.6 * (1 + max(plots.graph_layout(self.values, self._parents).values(), key=lambda p: p[0])[0])
         fig, (ax,) = plots.new_figure(width=max(6.0, width), height=4.5)
         plots.draw_graph(ax, self.values, self.blocks, parents_of=self._parents, current=self.current)
-        self.image.value = plots.figure_png(fig)
+        self.image.value = plots.figure_png(fig, dpi=110)
 
     @staticmethod
     def _parents(v):

@@ -18,6 +18,8 @@
 # `raise NotImplementedError()` line with your code, run the cell, then run the tests below it.
 # The tests switch off the reference pieces of `coursekit` while your code runs, so your functions must
 # compute everything themselves; `torch` and `scipy` are used by the tests as independent oracles.
+# A test cell that passes prints nothing. *Run All* stops at the first failing test: until your answers
+# are done, run the cells one by one.
 
 # %% nbgrader={"grade": false, "grade_id": "setup", "locked": true, "schema_version": 3, "solution": false, "task": false}
 import numpy as np
@@ -66,8 +68,8 @@ def sigmoid(a):
 with own_work("coursekit.nn", what="sigmoid"):
     s = sigmoid(np.array([0.0, 2.0, -3.0]))
     s_matrix = sigmoid(np.zeros((2, 3)))
-check_close(s, [0.5, 1 / (1 + np.exp(-2.0)), 1 / (1 + np.exp(3.0))], "sigmoid([0, 2, -3])", tol=1e-12)
 check_shape(s_matrix, (2, 3), "sigmoid of a (2, 3) array")
+check_close(s, [0.5, 1 / (1 + np.exp(-2.0)), 1 / (1 + np.exp(3.0))], "sigmoid([0, 2, -3])", tol=1e-12)
 ### BEGIN HIDDEN TESTS
 a_random = np.random.default_rng(11).normal(scale=5.0, size=(4, 5))
 with own_work("coursekit.nn", what="sigmoid"):
@@ -538,16 +540,20 @@ check(accuracy_trained >= required,
 print(f"training accuracy after {STEPS} steps: {accuracy_trained:.1%}")
 
 # %% nbgrader={"grade": false, "grade_id": "decision-regions-plot", "locked": true, "schema_version": 3, "solution": false, "task": false}
-fig, (ax_regions, ax_loss) = plots.new_figure(ncols=2)
-plots.plot_decision_regions(ax_regions, lambda G: predict(G, params_trained), X_spiral, labels_spiral,
-                            title=f"decision regions ({accuracy_trained:.1%} correct)")
-plots.plot_loss(ax_loss, losses_trained)
-fig
+if "params_trained" in globals():  # set by the test cell above once your functions work
+    fig, (ax_regions, ax_loss) = plots.new_figure(ncols=2)
+    plots.plot_decision_regions(ax_regions, lambda G: predict(G, params_trained), X_spiral, labels_spiral,
+                                title=f"decision regions ({accuracy_trained:.1%} correct)")
+    plots.plot_loss(ax_loss, losses_trained)
+    plots.show(fig)
+else:
+    print("Complete the exercises and run the training test above to see the decision regions.")
 
 # %% [markdown]
 # ## 6. Explore
 #
-# Drag the sliders: each change retrains the network (1000 steps, seeded) with the reference
+# Drag the sliders: each change retrains the network (1000 steps, seeded: fewer than above, so expect a few
+# points less accuracy at the same settings) with the reference
 # implementation in `coursekit.nn` and redraws the decision regions and the loss. Things to try:
 # a hidden width of 2 or 3 (how many "folds" can the regions have?); $\lambda$ near 0.1 (the weights are pulled
 # to 0 and the regions become nearly linear); a learning rate of 10 (the loss jumps up and training gets stuck:

@@ -425,12 +425,15 @@ check(accuracy_trained >= required,
 print(f"training accuracy after {STEPS} steps: {accuracy_trained:.1%}")
 
 # %% nbgrader={"grade": false, "grade_id": "engine-training-plot", "locked": true, "schema_version": 3, "solution": false, "task": false}
-fig, (ax_regions, ax_loss) = plots.new_figure(ncols=2)
-plots.plot_decision_regions(
-    ax_regions, lambda G: (np.maximum(G @ W1_t + b1_t, 0.0) @ W2_t + b2_t).argmax(axis=1), X_spiral, labels_spiral,
-    title=f"trained with the engine ({accuracy_trained:.1%} correct)")
-plots.plot_loss(ax_loss, losses_trained)
-fig
+if "trained" in globals():  # set by the test cell above once your nodes and blocks work
+    fig, (ax_regions, ax_loss) = plots.new_figure(ncols=2)
+    plots.plot_decision_regions(
+        ax_regions, lambda G: (np.maximum(G @ W1_t + b1_t, 0.0) @ W2_t + b2_t).argmax(axis=1), X_spiral,
+        labels_spiral, title=f"trained with the engine ({accuracy_trained:.1%} correct)")
+    plots.plot_loss(ax_loss, losses_trained)
+    plots.show(fig)
+else:
+    print("Complete the exercises and run the training test above to see the decision regions.")
 
 # %% [markdown]
 # ## 4. Watch the backward pass
