@@ -27,3 +27,30 @@ def spiral(n_per_class: int = 100, num_classes: int = 3, noise: float = 0.2, see
     angle = angle + noise * rng.standard_normal(angle.shape)
     X = np.column_stack([radius * np.sin(angle), radius * np.cos(angle)])
     return X, labels.astype(np.int64)
+
+
+# Photos that scikit-image ships inside its package (no download); the others in skimage.data fetch.
+PHOTOS = ("camera", "astronaut", "chelsea", "coffee", "coins", "brick", "grass", "gravel", "rocket", "moon", "text")
+
+
+def photo(name: str = "camera", *, gray: bool = True, size: int | None = None) -> np.ndarray:
+    """A real photo from scikit-image's offline set, as float32 in [0, 1].
+
+    ``gray`` converts colour photos to luminance; ``size`` crops the centre to ``size x size`` pixels.
+    """
+    if name not in PHOTOS:
+        raise ValueError(f"name must be one of {PHOTOS} (shipped offline); got {name!r}")
+    import skimage.color
+    import skimage.data
+
+    image = getattr(skimage.data, name)()
+    image = image.astype(np.float32) / 255.0
+    if gray and image.ndim == 3:
+        image = skimage.color.rgb2gray(image).astype(np.float32)
+    if size is not None:
+        h, w = image.shape[:2]
+        if not 1 <= size <= min(h, w):
+            raise ValueError(f"size must lie in [1, {min(h, w)}] for {name} ({h}x{w}); got {size}")
+        top, left = (h - size) // 2, (w - size) // 2
+        image = image[top : top + size, left : left + size]
+    return np.ascontiguousarray(image)

@@ -148,3 +148,146 @@ class GraphViewer:
         from IPython.display import display
 
         display(self.widget)
+
+
+# -- stage 03 -------------------------------------------------------------------------------------
+
+
+def _lti_signals(n: int) -> dict:
+    t = np.arange(n)
+    rng = np.random.default_rng(0)
+    return {
+        "pulse": ((t >= n // 4) & (t < n // 2)).astype(float),
+        "step": (t >= n // 3).astype(float),
+        "noisy sine": np.sin(2 * np.pi * t / 24) + 0.4 * rng.normal(size=n),
+        "impulse": (t == n // 3).astype(float),
+    }
+
+
+def _lti_responses(width: int) -> dict:
+    from coursekit import conv
+
+    return {
+        "moving average": np.full(width, 1.0 / width),
+        "exponential decay": 0.7 ** np.arange(width) * (1 - 0.7),
+        "difference [1, -1]": np.array([1.0, -1.0]),
+        "gaussian": conv.gaussian(max(width / 4, 0.5), size=2 * (width // 2) + 1).sum(axis=0),
+    }
+
+
+class LTIExplorer:
+    """Stage 03: a signal x, an impulse response h, the output y = x * h, and the time-invariance
+    check f(t_k x) = t_k f(x) for a delay k."""
+
+    def __init__(self, n: int = 96):
+        import ipywidgets as w
+
+        self.n = n
+        style = {"description_width": "initial"}
+        self.signal = w.Dropdown(options=list(_lti_signals(n)), value="pulse", description="signal x", style=style)
+        self.response = w.Dropdown(options=list(_lti_responses(5)), value="moving average",
+                                   description="impulse response h", style=style)
+        self.width = w.IntSlider(value=7, min=2, max=25, description="length of h", style=style,
+                                 continuous_update=False)
+        self.delay = w.IntSlider(value=10, min=-20, max=20, description="delay k", style=style,
+                                 continuous_update=False)
+        self.image = w.Image(format="png")
+        for control in (self.signal, self.response, self.width, self.delay):
+            control.observe(lambda change: self.update(), names="value")
+        self.widget = w.VBox([w.HBox([self.signal, self.response], layout=w.Layout(flex_flow="row wrap")),
+                              w.HBox([self.width, self.delay], layout=w.Layout(flex_flow="row wrap")), self.image])
+        self.update()
+
+    def update(self) -> None:
+        from coursekit import conv, plots
+
+        self.x = _lti_signals(self.n)[self.signal.value]
+        self.h = _lti_responses(self.width.value)[self.response.value]
+        system = lambda s: conv.convolve(s, self.h, "full")[: self.n]  # noqa: E731 - a causal LTI system
+        self.y = system(self.x)
+        self.shift_then_filter = system(conv.shift(self.x, self.delay.value))
+        self.filter_then_shift = conv.shift(self.y, self.delay.value)
+        fig, axes = plots.new_figure(ncols=3, width=3.8, height=2.8)
+        axes[0].stem(self.x, markerfmt=" ", basefmt="k-")
+        axes[0].set_title("signal x")
+        axes[1].stem(self.h, markerfmt="o", basefmt="k-")
+        axes[1].set_title("impulse response h = f(δ)")
+        axes[2].plot(self.y, label="y = x * h")
+        axes[2].plot(self.shift_then_filter, "--", label=f"f(t_{self.delay.value} x)")
+        axes[2].plot(self.filter_then_shift, ":", lw=2, label=f"t_{self.delay.value} f(x)")
+        axes[2].legend(fontsize=7)
+        axes[2].set_title("output and the shift check")
+        self.image.value = plots.figure_png(fig, dpi=100)
+
+    def _ipython_display_(self):
+        from IPython.display import display
+
+        display(self.widget)
+
+
+class KernelExplorer:
+    """Stage 03: filter a real photo with a 3x3 kernel picked from a list or typed in; shows the
+    photo and the feature map (true convolution, zero padding, same size)."""
+
+    def __init__(self, photo: str = "camera", size: int = 256):
+        import ipywidgets as w
+
+        from coursekit import conv, datasets
+
+        self.kernels = {
+            "box 3x3": conv.box(3),
+            "gaussian σ=0.8": conv.gaussian(0.8, size=3),
+            "sobel x": conv.SOBEL_X,
+            "sobel y": conv.SOBEL_Y,
+            "laplacian": conv.LAPLACIAN,
+            "identity": np.pad([[1.0]], 1),
+        }
+        self.size = size
+        self.photo = w.Dropdown(options=datasets.PHOTOS, value=photo, description="photo")
+        self.preset = w.Dropdown(options=list(self.kernels), value="sobel x", description="kernel")
+        self.cells = [w.FloatText(value=0.0, layout=w.Layout(width="70px")) for _ in range(9)]
+        self.image = w.Image(format="png")
+        self._loading = False
+        self.photo.observe(lambda change: self.update(), names="value")
+        self.preset.observe(lambda change: self.load_preset(), names="value")
+        for cell in self.cells:
+            cell.observe(lambda change: None if self._loading else self.update(), names="value")
+        grid = w.GridBox(self.cells, layout=w.Layout(grid_template_columns="repeat(3, 75px)"))
+        self.widget = w.VBox([w.HBox([self.photo, self.preset]), w.HTML("kernel (editable):"), grid, self.image])
+        self.load_preset()
+
+    @property
+    def kernel(self) -> np.ndarray:
+        return np.array([c.value for c in self.cells], dtype=float).reshape(3, 3)
+
+    def load_preset(self) -> None:
+        self._loading = True
+        try:
+            for cell, v in zip(self.cells, self.kernels[self.preset.value].ravel()):
+                cell.value = float(v)
+        finally:
+            self._loading = False
+        self.update()
+
+    def update(self) -> None:
+        from coursekit import conv, datasets, plots
+
+        self.input = datasets.photo(self.photo.value, size=self.size)
+        self.output = conv.convolve2d(self.input, self.kernel, mode="same")
+        fig, (a, b) = plots.new_figure(ncols=2, width=3.6, height=3.6)
+        a.imshow(self.input, cmap="gray")
+        a.set_title(self.photo.value)
+        limit = float(np.abs(self.output).max()) or 1.0
+        signed = self.kernel.min() < 0
+        b.imshow(self.output, cmap="RdBu_r" if signed else "gray",
+                 vmin=-limit if signed else None, vmax=limit if signed else None)
+        b.set_title("feature map (x * k)")
+        for ax in (a, b):
+            ax.set_xticks([])
+            ax.set_yticks([])
+        self.image.value = plots.figure_png(fig, dpi=90)
+
+    def _ipython_display_(self):
+        from IPython.display import display
+
+        display(self.widget)

@@ -115,3 +115,54 @@ def test_graph_viewer_refuses_steps_out_of_range():
     viewer = GraphViewer(_two_layer_loss()[0])
     with pytest.raises(ValueError, match=r"step must be in \[0, 6\]; got 7"):
         viewer.show(7)
+
+
+# -- stage 03: the LTI and kernel explorers ---------------------------------------------------------
+
+
+def test_lti_explorer_output_is_the_convolution_and_shifts_commute():
+    import scipy.signal
+
+    from coursekit.widgets import LTIExplorer
+
+    e = LTIExplorer(n=64)
+    for signal in e.signal.options:
+        for response in e.response.options:
+            e.signal.value, e.response.value = signal, response
+            np.testing.assert_allclose(e.y, scipy.signal.convolve(e.x, e.h)[:64], atol=1e-12)
+            # delaying, then filtering equals filtering, then delaying, on the samples both keep
+            k = e.delay.value
+            np.testing.assert_allclose(e.shift_then_filter[k:], e.filter_then_shift[k:], atol=1e-12)
+    assert bytes(e.image.value).startswith(PNG)
+
+
+def test_lti_explorer_redraws_when_the_length_of_h_changes():
+    from coursekit.widgets import LTIExplorer
+
+    e = LTIExplorer(n=64)
+    before = bytes(e.image.value)
+    e.response.value = "moving average"
+    e.width.value = 15
+    assert e.h.shape == (15,) and np.isclose(e.h.sum(), 1.0)
+    assert bytes(e.image.value) != before
+
+
+def test_kernel_explorer_presets_and_typed_kernels_filter_the_photo():
+    import scipy.signal
+
+    from coursekit.widgets import KernelExplorer
+
+    k = KernelExplorer(photo="coins", size=64)
+    for preset, kernel in k.kernels.items():
+        k.preset.value = preset
+        np.testing.assert_allclose(k.kernel, kernel)
+        np.testing.assert_allclose(k.output, scipy.signal.convolve2d(k.input, kernel, mode="same"), atol=1e-5)
+    k.preset.value = "identity"
+    np.testing.assert_allclose(k.output, k.input, atol=1e-6)
+    before = bytes(k.image.value)
+    k.cells[0].value = 2.0  # typing into the grid refilters at once
+    assert k.kernel[0, 0] == 2.0
+    np.testing.assert_allclose(k.output, scipy.signal.convolve2d(k.input, k.kernel, mode="same"), atol=1e-5)
+    assert bytes(k.image.value) != before
+    k.photo.value = "camera"
+    assert k.input.shape == (64, 64)

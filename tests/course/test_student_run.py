@@ -11,7 +11,7 @@ from coursekit import course
 
 from . import support
 
-FULL_BUDGET_ON_CPU = ["01-backprop", "02-autodiff"]
+FULL_BUDGET_ON_CPU = ["01-backprop", "02-autodiff", "03-convolution"]
 
 pytestmark = pytest.mark.course
 
