@@ -51,8 +51,10 @@ def shift(x, k: int) -> np.ndarray:
         raise ValueError(f"k must be an integer; got {k!r}")
     k = int(k)
     out = np.zeros_like(x)
+    if abs(k) >= x.size:  # shifted out entirely
+        return out
     if k >= 0:
-        out[k:] = x[: x.size - k] if k < x.size else out[k:]
+        out[k:] = x[: x.size - k]
     else:
         out[: x.size + k] = x[-k:]
     return out
