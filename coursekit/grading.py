@@ -337,7 +337,7 @@ def node_gradients(op, inputs, d_out, *, constants=(), prefill: float | None = N
     wrapped = [wrap(x, i) for i, x in enumerate(inputs)]
     out = op(*wrapped)
     check(isinstance(out, autodiff.Node), f"the operation should return a node; it returned {type(out).__name__}")
-    out.slot.value = None
+    out.slot.clear()
     out.slot += np.asarray(d_out, dtype=np.float64)
     out.back()
     return [p.grad for p in params]
