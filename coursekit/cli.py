@@ -4,6 +4,7 @@
     coursekit release --check    exit 1, listing what is out of date, instead of writing
     coursekit release 01-backprop --db   one stage, also recorded in gradebook.db (needed by autograde)
     coursekit stages             list the stages
+    coursekit data fetch [NAME]  fetch datasets into the cache (once, online); `coursekit data where` prints it
 """
 
 from __future__ import annotations
@@ -24,7 +25,12 @@ def main(argv: list[str] | None = None) -> int:
     rel.add_argument("--check", action="store_true", help="only report what is out of date; exit 1 if anything is")
     rel.add_argument("--db", action="store_true", help="also record the assignments in the gradebook")
     sub.add_parser("stages", help="list the stages in lecture order")
+    data = sub.add_parser("data", help="datasets: fetch them into the cache (once, online)")
+    data.add_argument("action", choices=["fetch", "where"])
+    data.add_argument("names", nargs="*", help="datasets to fetch (default: all)")
     args = parser.parse_args(argv)
+    if args.command == "data":
+        return _data(args)
 
     try:
         root = course.find_root(args.root)
@@ -46,6 +52,22 @@ def main(argv: list[str] | None = None) -> int:
     except (FileNotFoundError, ValueError, RuntimeError) as err:
         print(f"coursekit: {err}", file=sys.stderr)
         return 2
+
+
+def _data(args) -> int:
+    from coursekit import data
+
+    if args.action == "where":
+        print(data.cache_dir())
+        return 0
+    try:
+        for name in args.names or sorted(data.REGISTRY):
+            paths = data.fetch(name)
+            print(f"{name}: ready in {data.cache_dir() / name} ({', '.join(p.name for p in paths.values())})")
+    except (data.DataError, ValueError) as err:
+        print(f"coursekit: {err}", file=sys.stderr)
+        return 2
+    return 0
 
 
 if __name__ == "__main__":
