@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import gzip
 import hashlib
+import math
 import os
 import pickle
 import subprocess
@@ -234,10 +235,11 @@ def read_idx(data: bytes, what: str = "IDX data") -> np.ndarray:
     if len(data) < header:
         raise DataError(f"{what} is truncated inside its header")
     dims = tuple(int.from_bytes(data[4 + 4 * i : 8 + 4 * i], "big") for i in range(ndim))
-    expected = int(np.prod(dims)) if dims else 0
+    expected = math.prod(dims) if dims else 0  # exact: np.prod would overflow silently on a corrupt header
     if len(data) - header != expected:
         raise DataError(f"{what} should hold {expected} bytes of data for shape {dims}; it holds {len(data) - header}")
-    return np.frombuffer(data, dtype=np.uint8, offset=header).reshape(dims)
+    # a copy: an array over the bytes is read-only, and torch.from_numpy warns (on stderr) about those
+    return np.frombuffer(data, dtype=np.uint8, offset=header).reshape(dims).copy()
 
 
 @dataclass

@@ -108,6 +108,8 @@ def check_close(actual, expected, name: str, *, tol: float = 1e-7, atol: float =
     errors = diff / np.maximum(1e-8, np.abs(a) + np.abs(b))
     wrong = int(np.count_nonzero((errors > tol) & (diff > atol)))
     if wrong:
+        # no values at all, not even the student's own: on a hidden test's input they would show a
+        # transposed or negated answer's expected values in the feedback
         raise CheckFailed(
             f"{name}: {wrong} of {errors.size} entries are not the expected values "
             f"(largest relative error {errors.max():.1e}, tolerance {tol:.0e})"
@@ -184,14 +186,34 @@ def _blocker(qualname: str) -> types.CodeType:
     return namespace["blocked"].__code__
 
 
+# The computing pieces of coursekit: switched off whenever a student's answer runs, whatever the
+# exercise, so that no answer can get its result from a reference implementation. (The autodiff
+# engine itself -- node, block, Param, backward -- stays on: stage 02 answers are written with it.)
+REFERENCE_PIECES = (
+    "coursekit.nn",
+    "coursekit.conv",
+    "coursekit.models",
+    "coursekit.training",
+    *(f"coursekit.autodiff.{op}" for op in ("relu", "affine", "entropy", "decay", "add", "loss", "model")),
+)
+
+
+def _resolve(target):
+    """``target`` itself, or the object a dotted name stands for, with the module and attribute
+    it was found under (``None`` for an object given directly)."""
+    if not isinstance(target, str):
+        return target, None, None
+    try:
+        return importlib.import_module(target), None, None
+    except ImportError:
+        module_name, _, attr = target.rpartition(".")
+        owner = importlib.import_module(module_name)
+        return getattr(owner, attr), owner, attr
+
+
 def _functions_of(target) -> Iterator[tuple[types.FunctionType, str]]:
     """The Python functions that ``target`` (a function, class, module or dotted name) stands for."""
-    if isinstance(target, str):
-        try:
-            target = importlib.import_module(target)
-        except ImportError:
-            module_name, _, attr = target.rpartition(".")
-            target = getattr(importlib.import_module(module_name), attr)
+    target = _resolve(target)[0]
     if isinstance(target, types.FunctionType):
         yield target, f"{target.__module__}.{target.__qualname__}"
     elif inspect.isclass(target):
@@ -215,14 +237,23 @@ def _functions_of(target) -> Iterator[tuple[types.FunctionType, str]]:
 
 @contextlib.contextmanager
 def blocked(*targets) -> Iterator[None]:
-    """Make the given coursekit functions raise while the block runs.
+    """Make the given functions raise while the block runs.
 
-    Replacing each function's code object (not a module attribute) also catches an answer that
-    imported the function under another name before the test ran.
+    A Python function's code object is replaced (not a module attribute), which also catches an
+    answer that imported the function under another name before the test ran. A compiled function
+    (``torch.nn.functional.conv2d``, a numpy ufunc) has no code object: its module attribute is
+    replaced instead, which catches calls through the module (``F.conv2d``, ``scipy.special.expit``).
     """
     swapped: list[tuple[types.FunctionType, types.CodeType]] = []
+    patched: list[tuple[object, str, object]] = []
     try:
         for target in targets:
+            obj, owner, attr = _resolve(target)
+            if owner is not None and not isinstance(obj, (types.FunctionType, type, types.ModuleType)):
+                name = f"{owner.__name__}.{attr}"
+                patched.append((owner, attr, obj))
+                setattr(owner, attr, types.FunctionType(_blocker(name), {}, attr))
+                continue
             for func, qualname in _functions_of(target):
                 if func.__code__.co_freevars:  # a closure's code cannot be swapped; none in coursekit
                     continue
@@ -232,6 +263,8 @@ def blocked(*targets) -> Iterator[None]:
     finally:
         for func, code in reversed(swapped):
             func.__code__ = code
+        for owner, attr, obj in reversed(patched):
+            setattr(owner, attr, obj)
 
 
 def time_limit_seconds() -> float:
@@ -284,8 +317,9 @@ def time_limit(seconds: float, what: str = "your code") -> Iterator[None]:
 def own_work(*counterparts, what: str = "your code", seconds: float | None = None) -> Iterator[None]:
     """Run the student's code under grading conditions.
 
-    - ``counterparts`` (functions, classes, modules or dotted names) are blocked: an answer that
-      calls them fails with a message that says so;
+    - the coursekit reference pieces (:data:`REFERENCE_PIECES`) and the further ``counterparts``
+      (functions, classes, modules or dotted names, e.g. the library routine an exercise asks to
+      write by hand) are blocked: an answer that calls them fails with a message that says so;
     - numpy overflow, division by zero and invalid operations fail the check with a message about
       numerical stability, and any warning raises, instead of printing to stderr (which nbgrader
       scores as 0);
@@ -294,7 +328,7 @@ def own_work(*counterparts, what: str = "your code", seconds: float | None = Non
     """
     limit = time_limit_seconds() if seconds is None else seconds
     with contextlib.ExitStack() as stack:
-        stack.enter_context(blocked(*counterparts))
+        stack.enter_context(blocked(*REFERENCE_PIECES, *counterparts))
         stack.enter_context(np.errstate(over="raise", divide="raise", invalid="raise"))
         stack.enter_context(warnings.catch_warnings())
         warnings.simplefilter("error")
@@ -390,8 +424,15 @@ def python_lines(fn, *args, **kwargs) -> tuple[object, int]:
     import sys
     import sysconfig
 
-    skip = tuple({sysconfig.get_paths()[k] for k in ("stdlib", "platstdlib", "purelib", "platlib")}
-                 | {os.path.dirname(os.path.abspath(__file__))})
+    import site
+
+    import numpy
+
+    folders = {sysconfig.get_paths()[k] for k in ("stdlib", "platstdlib", "purelib", "platlib")}
+    folders |= set(site.getsitepackages()) | {site.getusersitepackages()}
+    folders |= {os.path.dirname(os.path.dirname(os.path.abspath(numpy.__file__))),  # wherever numpy lives
+                os.path.dirname(os.path.abspath(__file__))}
+    skip = tuple(sorted(folders))
     counted = {}
     lines = 0
 

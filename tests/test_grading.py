@@ -381,3 +381,33 @@ def test_time_limit_seconds_rejects_bad_values_naming_the_variable(monkeypatch, 
     monkeypatch.setenv("COURSEKIT_TIME_LIMIT", raw)
     with pytest.raises(ValueError, match=r"^COURSEKIT_TIME_LIMIT must be .*" + repr(raw)):
         grading.time_limit_seconds()
+
+
+def test_own_work_always_blocks_every_coursekit_reference_piece():
+    import coursekit.autodiff
+    import coursekit.conv
+    import coursekit.nn
+
+    with grading.own_work():
+        for call in (lambda: coursekit.nn.softmax(np.zeros((1, 2))),
+                     lambda: coursekit.conv.shift(np.zeros(3), 1),
+                     lambda: coursekit.autodiff.relu(np.zeros(2))):
+            with pytest.raises(RuntimeError, match="switched off"):
+                call()
+        # the engine itself stays usable: stage-02 answers are written with it
+        p = coursekit.autodiff.Param(np.ones(2), "p")
+        assert coursekit.autodiff.value(p).shape == (2,)
+    assert coursekit.nn.softmax(np.zeros((1, 2))).shape == (1, 2)
+
+
+def test_blocking_a_compiled_function_patches_its_module_attribute():
+    import scipy.special
+    import torch.nn.functional as F
+
+    with grading.blocked("scipy.special.expit", "torch.nn.functional.conv2d"):
+        with pytest.raises(RuntimeError, match="scipy.special.expit is switched off"):
+            scipy.special.expit(0.0)
+        with pytest.raises(RuntimeError, match="torch.nn.functional.conv2d is switched off"):
+            F.conv2d(None, None)
+    assert scipy.special.expit(0.0) == 0.5
+    assert F.conv2d.__name__ == "conv2d" and not isinstance(F.conv2d, type(lambda: 0))
