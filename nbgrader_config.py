@@ -30,8 +30,8 @@ c.IgnorePattern.pattern = (
     r"|Warning: Cannot change to a different GUI toolkit)"
 )
 
-# Feedback returned to students: hidden tests removed, and test-cell errors reduced to their
-# message (a traceback would quote the hidden test's source).
+# Feedback returned to students: hidden tests removed, and errors reduced to their message (a
+# traceback in a test cell would quote the hidden test's source).
 c.GenerateFeedback.preprocessors = [
     "nbgrader.preprocessors.GetGrades",
     "nbgrader.preprocessors.ClearHiddenTests",

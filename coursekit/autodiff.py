@@ -120,6 +120,13 @@ class Value:
     def zero_grad(self) -> None:
         self.slot.clear()
 
+    def _refuse(self, *args, **kwargs):
+        raise TypeError(f"{self.name} is a graph value, not an array: use value({self.name}) for its numpy array")
+
+    # arithmetic or comparisons on a node itself are a mistake: say so instead of failing obscurely
+    __array__ = __lt__ = __le__ = __gt__ = __ge__ = _refuse
+    __add__ = __radd__ = __sub__ = __rsub__ = __mul__ = __rmul__ = __truediv__ = __matmul__ = __rmatmul__ = _refuse
+
     def __repr__(self):
         return f"{type(self).__name__}({self.name}, shape={self.shape})"
 

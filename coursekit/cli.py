@@ -24,6 +24,7 @@ def main(argv: list[str] | None = None) -> int:
     rel.add_argument("stages", nargs="*", help="stage ids (default: all)")
     rel.add_argument("--check", action="store_true", help="only report what is out of date; exit 1 if anything is")
     rel.add_argument("--db", action="store_true", help="also record the assignments in the gradebook")
+    rel.add_argument("--force", action="store_true", help="overwrite released notebooks even if they hold answers")
     sub.add_parser("stages", help="list the stages in lecture order")
     data = sub.add_parser("data", help="datasets: fetch them into the cache (once, online)")
     data.add_argument("action", choices=["fetch", "where"])
@@ -46,7 +47,7 @@ def main(argv: list[str] | None = None) -> int:
                 return 1
             print("the releases are in sync with solutions/")
             return 0
-        for path in course.release(root, args.stages, db=args.db):
+        for path in course.release(root, args.stages, db=args.db, force=args.force):
             print(f"wrote {path.relative_to(root)}")
         return 0
     except (FileNotFoundError, ValueError, RuntimeError) as err:

@@ -116,14 +116,34 @@ def _generate(root: Path, stage: str, release_dir: Path, *, db: bool) -> None:
         )
 
 
-def release(root: Path, selected: list[str] | None = None, *, db: bool = False) -> list[Path]:
+STUB_MARKERS = ("raise NotImplementedError()", "YOUR ANSWER HERE")
+
+
+def answered_cells(path: Path) -> list[str]:
+    """grade_ids of the answer cells of a released notebook that no longer hold the stub: a
+    student's work, which a release must not overwrite."""
+    if not Path(path).is_file():
+        return []
+    return [nbgrader_meta(c)["grade_id"] for c in read_notebook(path).cells
+            if nbgrader_meta(c).get("solution") and not any(m in c.source for m in STUB_MARKERS)]
+
+
+def release(root: Path, selected: list[str] | None = None, *, db: bool = False, force: bool = False) -> list[Path]:
     """Rebuild the instructor notebooks from their sources and regenerate the student releases.
 
     Returns the files written. With ``db=True`` the assignments are also recorded in the
     gradebook (what ``nbgrader autograde`` needs); the release itself does not depend on it.
+    A released notebook with answers in it (a student's copy) is only overwritten with ``force``.
     """
     root = Path(root).resolve()
     chosen = _chosen(root, selected)
+    if not force:
+        worked = {stage: cells for stage in chosen if (cells := answered_cells(release_path(root, stage)))}
+        if worked:
+            raise RuntimeError(
+                f"these released notebooks hold answers, which a release would overwrite: {worked}. "
+                "Save that work elsewhere, or pass --force."
+            )
     written = []
     for stage in chosen:
         sol = solution_path(root, stage)

@@ -6,15 +6,15 @@ from nbgrader.preprocessors import NbGraderPreprocessor
 
 
 class StripTracebacks(NbGraderPreprocessor):
-    """In feedback, reduce the errors of autograder test cells to ``ename: evalue``.
+    """In feedback, reduce every error to ``ename: evalue``.
 
-    A traceback quotes the source lines around the failing one, which for a hidden test is the
-    hidden test itself; the checks' own messages say what failed without that.
+    A traceback quotes the source lines around the failing one: in a test cell that can be the
+    hidden test itself. The checks' own messages say what failed without that; other cells are
+    treated alike so that the feedback reads the same everywhere.
     """
 
     def preprocess_cell(self, cell, resources, cell_index):
-        nbgrader = cell.metadata.get("nbgrader", {})
-        if cell.cell_type == "code" and nbgrader.get("grade") and not nbgrader.get("solution"):
+        if cell.cell_type == "code":
             for output in cell.get("outputs", []):
                 if output.get("output_type") == "error":
                     output["traceback"] = [f"{output.get('ename', 'Error')}: {output.get('evalue', '')}"]

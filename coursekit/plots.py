@@ -131,7 +131,7 @@ def draw_graph(ax: Axes, values, blocks, *, parents_of, current=None, title: str
             head += f" [{member[id(v)]}]"
         label = f"{head}\n{'x'.join(map(str, v.shape)) or 'scalar'}\n" \
                 f"v {_summary(v.value)}\n∂ {_summary(v.grad)}"
-        ax.text(x, y, label, ha="center", va="center", fontsize=7, zorder=2,
+        ax.text(x, y, label, ha="center", va="center", fontsize=9, zorder=2,
                 bbox=dict(boxstyle="round", fc=colour, ec="k" if v.grad is not None else "0.6",
                           lw=1.2 if v.grad is not None else 0.6))
     columns = [p[0] for p in pos.values()] or [0.0]

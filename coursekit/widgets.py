@@ -128,9 +128,13 @@ class GraphViewer:
         if self.current is None:
             self.status.value = "forward values; dL = 1 seeded at the output"
         else:
-            self.status.value = f"step {step}/{len(self.order)}: <b>{self.current.op}</b> ran its back"
+            block = next((b.op for b in self.blocks if any(n is self.current for n in b.inner)), None)
+            where = f" [{block}]" if block else ""
+            shape = "x".join(map(str, self.current.shape)) or "scalar"
+            self.status.value = (f"step {step}/{len(self.order)}: <b>{self.current.op}</b>{where} "
+                                 f"(output {shape}) ran its back")
         width = 1.6 * (1 + max(plots.graph_layout(self.values, self._parents).values(), key=lambda p: p[0])[0])
-        fig, (ax,) = plots.new_figure(width=max(6.0, width), height=4.5)
+        fig, (ax,) = plots.new_figure(width=max(7.0, width), height=5.0)
         plots.draw_graph(ax, self.values, self.blocks, parents_of=self._parents, current=self.current)
         self.image.value = plots.figure_png(fig, dpi=110)
 
@@ -192,10 +196,12 @@ class LTIExplorer:
         self.delay = w.IntSlider(value=10, min=-20, max=20, description="delay k", style=style,
                                  continuous_update=False)
         self.image = w.Image(format="png")
+        self.note = w.HTML()
         for control in (self.signal, self.response, self.width, self.delay):
             control.observe(lambda change: self.update(), names="value")
         self.widget = w.VBox([w.HBox([self.signal, self.response], layout=w.Layout(flex_flow="row wrap")),
-                              w.HBox([self.width, self.delay], layout=w.Layout(flex_flow="row wrap")), self.image])
+                              w.HBox([self.width, self.delay], layout=w.Layout(flex_flow="row wrap")), self.image,
+                              self.note])
         self.update()
 
     def update(self) -> None:
@@ -208,14 +214,21 @@ class LTIExplorer:
         self.shift_then_filter = system(conv.shift(self.x, self.delay.value))
         self.filter_then_shift = conv.shift(self.y, self.delay.value)
         fig, axes = plots.new_figure(ncols=3, width=3.8, height=2.8)
-        axes[0].stem(self.x, markerfmt=" ", basefmt="k-")
+        axes[0].plot(self.x, drawstyle="steps-mid")
         axes[0].set_title("signal x")
         axes[1].stem(self.h, markerfmt="o", basefmt="k-")
         axes[1].set_title("impulse response h = f(δ)")
         axes[2].plot(self.y, label="y = x * h")
-        axes[2].plot(self.shift_then_filter, "--", label=f"f(t_{self.delay.value} x)")
-        axes[2].plot(self.filter_then_shift, ":", lw=2, label=f"t_{self.delay.value} f(x)")
-        axes[2].legend(fontsize=7)
+        k = self.delay.value
+        axes[2].plot(self.shift_then_filter, "--", label=rf"$f(t_{{{k}}}\,x)$")
+        axes[2].plot(self.filter_then_shift, ":", lw=2, label=rf"$t_{{{k}}}\,f(x)$")
+        axes[2].legend(fontsize=8)
+        # away from the ends the two orders agree; near them, samples shifted in are zeros
+        edge = abs(k) + len(self.h)
+        inner = np.abs(self.shift_then_filter - self.filter_then_shift)[edge : self.n - edge]
+        self.interior_gap = float(inner.max()) if inner.size else 0.0
+        self.note.value = (f"max |f(t<sub>k</sub>x) − t<sub>k</sub>f(x)| away from the ends: {self.interior_gap:.1e}; "
+                           "near the ends they may differ: a finite signal shifts in zeros and loses samples")
         axes[2].set_title("output and the shift check")
         self.image.value = plots.figure_png(fig, dpi=100)
 
@@ -264,7 +277,7 @@ class KernelExplorer:
         self._loading = True
         try:
             for cell, v in zip(self.cells, self.kernels[self.preset.value].ravel()):
-                cell.value = float(v)
+                cell.value = round(float(v), 4)
         finally:
             self._loading = False
         self.update()

@@ -981,3 +981,10 @@ def test_node_requires_a_tuple_of_inputs():
         ad.node(P.value, back, P)
     with pytest.raises(TypeError):
         ad.node(P.value, back, [P])
+
+
+def test_arithmetic_on_a_node_itself_says_to_use_value():
+    A = ad.Param(np.ones(3), "A")
+    for attempt in (lambda: A > 0, lambda: A * 2.0, lambda: 2.0 + A, lambda: np.maximum(0.0, A)):
+        with pytest.raises(TypeError, match=r"use value\(A\)"):
+            attempt()

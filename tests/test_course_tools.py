@@ -119,3 +119,16 @@ def test_anatomy_reports_unsafe_notebooks(cells, problem):
     nb = nbformat.v4.new_notebook(cells=cells)
     problems = course.anatomy_problems(nb)
     assert any(problem in p for p in problems), problems
+
+
+def test_release_refuses_to_overwrite_a_students_answers(course_copy):
+    path = course.release_path(course_copy, "01-backprop")
+    nb = course.read_notebook(path)
+    answer = next(c for c in nb.cells if course.nbgrader_meta(c).get("grade_id") == "softmax-impl")
+    answer.source = "def softmax(A):\n    return A"
+    nbformat.write(nb, path)
+    with pytest.raises(RuntimeError, match="softmax-impl"):
+        course.release(course_copy)
+    assert "return A" in path.read_text()  # untouched
+    course.release(course_copy, force=True)
+    assert course.answered_cells(path) == []

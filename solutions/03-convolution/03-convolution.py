@@ -16,6 +16,7 @@
 
 # %% nbgrader={"grade": false, "grade_id": "setup", "locked": true, "schema_version": 3, "solution": false, "task": false}
 import numpy as np
+import scipy.linalg
 import scipy.signal
 import torch
 
@@ -25,8 +26,12 @@ from coursekit.grading import check, check_close, check_gradients, check_shape, 
 
 BUDGET = coursekit.budget()
 coursekit.seed_everything(0)
-REFERENCE = ["coursekit.conv"]
-rng = np.random.default_rng(3)
+# While your code is graded, coursekit's reference pieces and the library routines that compute a
+# convolution are switched off: the exercises ask you to write the computation.
+LIBRARY = ["numpy.convolve", "numpy.correlate", "scipy.signal.convolve", "scipy.signal.correlate",
+           "scipy.signal.convolve2d", "scipy.signal.correlate2d", "scipy.signal.fftconvolve", "scipy.signal.oaconvolve",
+           "scipy.ndimage.convolve", "scipy.ndimage.correlate", "torch.nn.functional.conv1d",
+           "torch.nn.functional.conv2d", "torch.conv1d", "torch.conv2d"]
 print(BUDGET)
 
 # %% [markdown]
@@ -55,7 +60,7 @@ def shift(x, k):
 
 # %% nbgrader={"grade": true, "grade_id": "shift-tests", "locked": true, "points": 1, "schema_version": 3, "solution": false, "task": false}
 # Delays, advances, zero-fill, and shifts longer than the signal.
-with own_work(*REFERENCE, what="shift"):
+with own_work(*LIBRARY, what="shift"):
     delayed = shift(np.array([1.0, 2.0, 3.0, 4.0]), 1)
     advanced = shift(np.array([1.0, 2.0, 3.0, 4.0]), -2)
     gone = shift(np.array([1.0, 2.0]), 5)
@@ -91,15 +96,16 @@ def convolve(x, h):
 
 # %% nbgrader={"grade": true, "grade_id": "convolve-values", "locked": true, "points": 1, "schema_version": 3, "solution": false, "task": false}
 # A hand-computed case: (1, 2, 3) * (0, 1, 0.5) = (0, 1, 2.5, 4, 1.5); and the output length.
-with own_work(*REFERENCE, what="convolve"):
+with own_work(*LIBRARY, what="convolve"):
     y_hand = convolve(np.array([1.0, 2.0, 3.0]), np.array([0.0, 1.0, 0.5]))
     y_len = convolve(np.ones(7), np.ones(3))
 check_close(y_hand, [0.0, 1.0, 2.5, 4.0, 1.5], "convolve([1, 2, 3], [0, 1, 0.5])", tol=1e-12)
 check_shape(y_len, (9,), "convolve of lengths 7 and 3")
 ### BEGIN HIDDEN TESTS
+rng = np.random.default_rng(301)
 for len_x, len_h in ((13, 4), (3, 8), (1, 1)):
     x_c, h_c = rng.normal(size=len_x), rng.normal(size=len_h)
-    with own_work(*REFERENCE, what="convolve"):
+    with own_work(*LIBRARY, what="convolve"):
         y_c = convolve(x_c, h_c)
     check_close(y_c, np.convolve(x_c, h_c), f"convolve of random signals of lengths {len_x} and {len_h}", tol=1e-10)
 ### END HIDDEN TESTS
@@ -108,8 +114,8 @@ for len_x, len_h in ((13, 4), (3, 8), (1, 1)):
 # Convolution flips h: convolving the impulse at 0 with h gives h itself (not h reversed),
 # and convolution commutes.
 h_asym = np.array([3.0, 2.0, 1.0, 0.5])
-x_asym = rng.normal(size=6)
-with own_work(*REFERENCE, what="convolve"):
+x_asym = np.random.default_rng(302).normal(size=6)
+with own_work(*LIBRARY, what="convolve"):
     y_delta = convolve(np.array([1.0]), h_asym)
     xh, hx = convolve(x_asym, h_asym), convolve(h_asym, x_asym)
 check_close(y_delta, h_asym, "convolve(delta, h)", tol=1e-12)
@@ -136,15 +142,24 @@ secret_h = np.array([0.5, -1.0, 0.25, 2.0])
 
 
 def black_box(x):
-    return np.convolve(x, secret_h)[: len(x)]
+    # y[n] = sum_k h[n - k] x[k], written as a product with the lower-triangular Toeplitz matrix of h
+    column = np.zeros(len(x))
+    column[: len(secret_h)] = secret_h[: len(x)]
+    return scipy.linalg.toeplitz(column, np.zeros(len(x))) @ x
 
 
-with own_work(*REFERENCE, what="impulse_response"):
+with own_work(*LIBRARY, what="impulse_response"):
     h_found = impulse_response(black_box, 16)
 check_shape(h_found, (16,), "impulse_response(black_box, 16)")
 check_close(h_found, np.r_[secret_h, np.zeros(12)], "the impulse response of the black box", tol=1e-12)
-x_any = rng.normal(size=16)
+x_any = np.random.default_rng(303).normal(size=16)
 check_close(np.convolve(x_any, h_found)[:16], black_box(x_any), "x * h versus f(x) for a random x", tol=1e-10)
+### BEGIN HIDDEN TESTS
+other_h = np.random.default_rng(311).normal(size=7)
+with own_work(*LIBRARY, what="impulse_response"):
+    h_other = impulse_response(lambda x: scipy.linalg.toeplitz(np.r_[other_h, np.zeros(18)], np.zeros(25)) @ x, 25)
+check_close(h_other, np.r_[other_h, np.zeros(18)], "the impulse response of another causal filter", tol=1e-12, atol=1e-15)
+### END HIDDEN TESTS
 
 # %% [markdown]
 # Which systems are LTI? `coursekit.conv.is_linear` and `is_time_invariant` test the two definitions on random
@@ -167,6 +182,25 @@ if not coursekit.under_grading():
     from coursekit.widgets import LTIExplorer
 
     display(LTIExplorer())
+
+# %% [markdown]
+# ### Boundaries: full, same, valid
+#
+# A finite convolution must decide where to stop. **full** keeps every $n$ where $x$ and the flipped $h$ overlap at
+# all ($N + M - 1$ samples), **same** keeps the $N$ central ones (the output lines up with the input), **valid**
+# keeps only those where $h$ lies entirely inside $x$ ($N - M + 1$): no sample there depends on the zeros
+# assumed outside the signal.
+
+# %% nbgrader={"grade": false, "grade_id": "boundaries-demo", "locked": true, "schema_version": 3, "solution": false, "task": false}
+x_b = np.ones(12)
+h_b = np.full(5, 0.2)
+fig, axes = plots.new_figure(ncols=3, width=3.2, height=2.4)
+for ax, mode in zip(axes, ("full", "same", "valid")):
+    y = ck_conv.convolve(x_b, h_b, mode)
+    ax.stem(y, basefmt="k-")
+    ax.set_title(f"{mode}: {len(y)} samples")
+    ax.set_ylim(0, 1.1)
+plots.show(fig)
 
 # %% [markdown]
 # ## 2. Convolution on images
@@ -198,10 +232,11 @@ def conv2d(image, kernel):
 # %% nbgrader={"grade": true, "grade_id": "conv2d-scipy", "locked": true, "points": 1, "schema_version": 3, "solution": false, "task": false}
 # Versus scipy.signal.convolve2d(mode="valid") on a photo patch, with an asymmetric kernel.
 patch = datasets.photo("camera", size=40)
-k_asym = rng.normal(size=(3, 4))
-with own_work(*REFERENCE, what="conv2d"):
+k_asym = np.random.default_rng(304).normal(size=(3, 4))
+with own_work(*LIBRARY, what="conv2d"):
     out_patch = conv2d(patch, k_asym)
-check_close(out_patch, scipy.signal.convolve2d(patch, k_asym, mode="valid"), "conv2d(photo, kernel)", tol=1e-6)
+expected = scipy.signal.convolve2d(patch.astype(np.float64), k_asym, mode="valid")
+check_close(out_patch, expected, "conv2d(photo, kernel)", tol=1e-5, atol=1e-5)  # float32 sums are fine
 
 # %% nbgrader={"grade": true, "grade_id": "conv2d-flip", "locked": true, "points": 1, "schema_version": 3, "solution": false, "task": false}
 # The flip: a single 1 at the top-left of a 3x3 kernel copies the image shifted down-right, and the
@@ -210,9 +245,11 @@ image_tf = np.arange(36.0).reshape(6, 6)
 corner = np.zeros((3, 3))
 corner[0, 0] = 1.0
 ramp = np.tile(np.arange(8.0), (8, 1))
-with own_work(*REFERENCE, what="conv2d"):
+with own_work(*LIBRARY, what="conv2d"):
     out_corner = conv2d(image_tf, corner)
     out_sobel = conv2d(ramp, np.array([[1.0, 0.0, -1.0], [2.0, 0.0, -2.0], [1.0, 0.0, -1.0]]))
+check(not np.allclose(out_corner, image_tf[:-2, :-2]),
+      "conv2d slid the kernel over the image without flipping it: that is cross-correlation")
 check_close(out_corner, image_tf[2:, 2:], "conv2d with a 1 at the kernel's top-left corner")
 check_close(out_sobel, np.full((6, 6), 8.0), "conv2d(ramp, Sobel x)")
 
@@ -288,8 +325,10 @@ def output_size(n, k, stride=1, padding=0):
 # %% nbgrader={"grade": true, "grade_id": "output-size-tests", "locked": true, "points": 1, "schema_version": 3, "solution": false, "task": false}
 # LeNet's C1 (32 -> 28 with 5x5), "same" padding, AlexNet's first layer (227, 11x11, stride 4 -> 55),
 # and a stride that does not divide evenly; each checked against torch's actual output size.
-with own_work(*REFERENCE, what="output_size"):
-    results = {case: output_size(*case) for case in [(32, 5, 1, 0), (28, 3, 1, 1), (227, 11, 4, 0), (10, 3, 2, 1), (7, 3, 3, 0)]}
+results = {}
+with own_work(*LIBRARY, what="output_size"):
+    for case in [(32, 5, 1, 0), (28, 3, 1, 1), (227, 11, 4, 0), (10, 3, 2, 1), (7, 3, 3, 0)]:
+        results[case] = output_size(*case)
 for (n, k, s, p), got in results.items():
     actual = torch.nn.functional.conv2d(torch.zeros(1, 1, n, n), torch.zeros(1, 1, k, k), stride=s, padding=p).shape[-1]
     check(got == actual, f"output_size(n={n}, k={k}, stride={s}, padding={p}) is {got}; that is not what a layer produces")
@@ -322,18 +361,20 @@ def conv_forward(x, w, b, stride=1, padding=0):
 
 # %% nbgrader={"grade": true, "grade_id": "conv-forward-torch", "locked": true, "points": 2, "schema_version": 3, "solution": false, "task": false}
 # Versus torch.nn.functional.conv2d for several strides and paddings, with C != F and a non-square kernel.
+rng = np.random.default_rng(305)
 for stride, padding in ((1, 0), (1, 1), (2, 1), (3, 2)):
     x_l, w_l, b_l = rng.normal(size=(2, 3, 9, 8)), rng.normal(size=(4, 3, 3, 2)), rng.normal(size=4)
-    with own_work(*REFERENCE, what="conv_forward"):
+    with own_work(*LIBRARY, what="conv_forward"):
         out_l, _ = conv_forward(x_l, w_l, b_l, stride, padding)
     expected = torch.nn.functional.conv2d(torch.tensor(x_l), torch.tensor(w_l), torch.tensor(b_l), stride=stride, padding=padding)
-    check_close(out_l, expected.numpy(), f"conv_forward with stride {stride}, padding {padding}", tol=1e-10)
+    check_close(out_l, expected.numpy(), f"conv_forward with stride {stride}, padding {padding}", tol=1e-9, atol=1e-12)
 
 # %% nbgrader={"grade": true, "grade_id": "conv-forward-vectorised", "locked": true, "points": 1, "schema_version": 3, "solution": false, "task": false}
 # Vectorised: on a (4, 3, 32, 32) input with 8 filters (4096 output pixels per map), the answer may run at most
 # 300 lines of Python (a loop over pixels runs thousands; loops over kernel offsets are fine). Counted, not timed.
+rng = np.random.default_rng(306)
 x_v, w_v, b_v = rng.normal(size=(4, 3, 32, 32)), rng.normal(size=(8, 3, 3, 3)), rng.normal(size=8)
-with own_work(*REFERENCE, what="conv_forward"):
+with own_work(*LIBRARY, what="conv_forward"):
     (out_v, _), lines = python_lines(conv_forward, x_v, w_v, b_v, 1, 1)
 check_shape(out_v, (4, 8, 32, 32), "conv_forward of a (4, 3, 32, 32) input with 8 filters, padding 1")
 check(lines <= 300, f"conv_forward ran {lines} lines of Python on this input: vectorise it (im2col) instead of looping over pixels")
@@ -366,24 +407,37 @@ def conv_backward(dout, cache):
 
 # %% nbgrader={"grade": true, "grade_id": "conv-backward-torch", "locked": true, "points": 2, "schema_version": 3, "solution": false, "task": false}
 # dx, dw and db versus torch autograd (float64), for strides and paddings where windows overlap and where they skip.
+# (It runs your conv_forward first, to make the cache your conv_backward reads.)
+rng = np.random.default_rng(307)
 for stride, padding in ((1, 1), (2, 0), (2, 2)):
     x_b, w_b, b_b = rng.normal(size=(2, 3, 7, 9)), rng.normal(size=(5, 3, 3, 3)), rng.normal(size=5)
     xt, wt, bt = (torch.tensor(a, requires_grad=True) for a in (x_b, w_b, b_b))
     out_t = torch.nn.functional.conv2d(xt, wt, bt, stride=stride, padding=padding)
     dout_b = rng.normal(size=tuple(out_t.shape))
     out_t.backward(torch.tensor(dout_b))
-    with own_work(*REFERENCE, what="conv_backward"):
+    with own_work(*LIBRARY, what="conv_backward"):
         _, cache_b = conv_forward(x_b, w_b, b_b, stride, padding)
         grads = conv_backward(dout_b, cache_b)
     check(len(grads) == 3, "conv_backward should return (dx, dw, db)")
     check_gradients(list(grads), [xt.grad.numpy(), wt.grad.numpy(), bt.grad.numpy()],
                     [f"{g} (stride {stride}, padding {padding})" for g in ("dx", "dw", "db")])
 
+# %% nbgrader={"grade": true, "grade_id": "conv-backward-vectorised", "locked": true, "points": 1, "schema_version": 3, "solution": false, "task": false}
+# Vectorised too: the backward pass of a (4, 3, 32, 32) input with 8 filters may run at most 300 lines of Python.
+rng = np.random.default_rng(308)
+x_vb, w_vb, b_vb = rng.normal(size=(4, 3, 32, 32)), rng.normal(size=(8, 3, 3, 3)), rng.normal(size=8)
+dout_vb = rng.normal(size=(4, 8, 32, 32))
+with own_work(*LIBRARY, what="conv_backward"):
+    _, cache_vb = conv_forward(x_vb, w_vb, b_vb, 1, 1)
+    grads_vb, lines = python_lines(conv_backward, dout_vb, cache_vb)
+check_shape(grads_vb[0], (4, 3, 32, 32), "dx of a (4, 3, 32, 32) input")
+check(lines <= 300, f"conv_backward ran {lines} lines of Python on this input: loop over kernel offsets, not pixels")
+
 # %% [markdown]
 # A $1 \times 1$ convolution has no spatial extent: it is a matrix product over channels at every position.
 
 # %% nbgrader={"grade": false, "grade_id": "one-by-one-demo", "locked": true, "schema_version": 3, "solution": false, "task": false}
-x_11, w_11 = rng.normal(size=(2, 6, 5, 5)), rng.normal(size=(4, 6, 1, 1))
+x_11, w_11 = np.random.default_rng(309).normal(size=(2, 6, 5, 5)), np.random.default_rng(310).normal(size=(4, 6, 1, 1))
 out_11, _ = ck_conv.conv_forward(x_11, w_11, np.zeros(4))
 print("1x1 convolution == matrix product over channels:",
       np.allclose(out_11, np.einsum("fc,nchw->nfhw", w_11[:, :, 0, 0], x_11)))
@@ -403,10 +457,10 @@ def relative_change(a, b):
 
 maps = ck_conv.convolve2d(photo, ck_conv.SOBEL_X)[None, None]
 maps_moved = ck_conv.convolve2d(shift2d(photo, 0, 1), ck_conv.SOBEL_X)[None, None]
-print(f"feature maps:               relative change {relative_change(maps, maps_moved):.2f}")
+print(f"{'feature maps':<24} relative change {relative_change(maps, maps_moved):.2f}")
 for size in (2, 4):
-    print(f"after {size}x{size} max pooling:   relative change "
-          f"{relative_change(ck_conv.max_pool(np.abs(maps), size), ck_conv.max_pool(np.abs(maps_moved), size)):.2f}")
+    pooled = relative_change(ck_conv.max_pool(np.abs(maps), size), ck_conv.max_pool(np.abs(maps_moved), size))
+    print(f"{f'after {size}x{size} max pooling':<24} relative change {pooled:.2f}")
 
 # %% [markdown] nbgrader={"grade": true, "grade_id": "weight-sharing-question", "locked": false, "points": 2, "schema_version": 3, "solution": true, "task": false}
 # **Question (2 points).** Why do **locality** (small kernels) and **weight sharing** (one filter for all positions)

@@ -27,7 +27,10 @@ def test_the_course_has_stages():
 @pytest.mark.parametrize("stage", STAGES)
 def test_release_is_in_sync_with_solutions(stage):
     problems = course.stale(support.ROOT, [stage])
-    assert not problems, "run `coursekit release`:\n" + "\n".join(problems)
+    assert not problems, (
+        "run `coursekit release`:\n" + "\n".join(problems) + "\n(A student working in notebooks/ sees this "
+        "failure and the stub failures below by design: the course checks test the untouched release.)"
+    )
 
 
 @pytest.mark.parametrize("stage", STAGES)

@@ -79,11 +79,14 @@ WRONG = {
         "the upstream gradient dD ignored": ENTROPY.format(body="        dA += (Y - t) / N"),
         "the 1/N forgotten": ENTROPY.format(body="        dA += dD * (Y - t)"),
         "the sign flipped": ENTROPY.format(body="        dA += dD * (t - Y) / N"),
+        "overwrites an earlier contribution": ENTROPY.format(body="        dA.value = dD * (Y - t) / N"),
     },
     "decay-back": {
         "lambda forgotten": DECAY.format(body="        for w, dw in zip(ws, dW):\n            dw += dR * w"),
         "lambda/2 as in the forward pass": DECAY.format(body="        for w, dw in zip(ws, dW):\n            dw += dR * lam / 2 * w"),
         "only the first weight": DECAY.format(body="        dW[0] += dR * lam * ws[0]"),
+        "overwrites an earlier contribution": DECAY.format(
+            body="        for w, dw in zip(ws, dW):\n            dw.value = dR * lam * w"),
     },
     "add-back": {
         "only the first input receives the gradient": ADD.format(body="        dX[0] += dS"),

@@ -55,6 +55,10 @@ def convolve(x, h):
         y[k : k + h.size] += x[k] * h[::-1]
     return y
 """,
+        "np.convolve, which the exercise rules out": """
+def convolve(x, h):
+    return np.convolve(x, h)
+""",
         "cut to the length of x": """
 def convolve(x, h):
     x, h = np.asarray(x, dtype=float), np.asarray(h, dtype=float)
@@ -87,6 +91,12 @@ def conv2d(image, kernel):
         for v in range(kw):
             out += k[u, v] * x[u : u + H, v : v + W]
     return out
+""",
+        "scipy's convolve2d": """
+import scipy.signal
+
+def conv2d(image, kernel):
+    return scipy.signal.convolve2d(image, kernel, mode="valid")
 """,
         "flipped along one axis only": """
 def conv2d(image, kernel):
@@ -131,6 +141,13 @@ def output_size(n, k, stride=1, padding=0):
         "the stride ignored": CONV_FORWARD.format(prepare="", subsample=""),
         "input and output channels swapped": CONV_FORWARD.format(
             prepare="    w = w.transpose(1, 0, 2, 3)\n    F = w.shape[0]", subsample="[:, :, ::stride, ::stride]"),
+        "torch's conv2d": """
+import torch
+
+def conv_forward(x, w, b, stride=1, padding=0):
+    out = torch.nn.functional.conv2d(torch.tensor(x), torch.tensor(w), torch.tensor(b), stride=stride, padding=padding)
+    return out.numpy(), (x, w, stride, padding, None)
+""",
         "right values, but a Python loop over every output pixel": """
 def conv_forward(x, w, b, stride=1, padding=0):
     N, C, H, W = x.shape
@@ -149,6 +166,21 @@ def conv_forward(x, w, b, stride=1, padding=0):
         "= instead of +=: overlapping patches overwrite each other": CONV_BACKWARD.format(db="d2.sum(axis=0)", op="="),
         "db summed over the batch only": CONV_BACKWARD.format(db="dout.sum(axis=0)", op="+="),
         "db summed over every axis": CONV_BACKWARD.format(db="np.full(F, dout.sum())", op="+="),
+        "right values, but a Python loop over every output pixel": """
+def conv_backward(dout, cache):
+    x, w, stride, padding, cols = cache
+    N, C, H, W = x.shape
+    F, _, kh, kw = w.shape
+    Ho, Wo = dout.shape[2], dout.shape[3]
+    xp = np.pad(x, ((0, 0), (0, 0), (padding, padding), (padding, padding)))
+    dxp, dw = np.zeros_like(xp), np.zeros_like(w)
+    for i in range(Ho):
+        for j in range(Wo):
+            rows, cols_ = slice(i * stride, i * stride + kh), slice(j * stride, j * stride + kw)
+            dw += np.tensordot(dout[:, :, i, j], xp[:, :, rows, cols_], axes=([0], [0]))
+            dxp[:, :, rows, cols_] += np.tensordot(dout[:, :, i, j], w, axes=([1], [0]))
+    return dxp[:, :, padding : padding + H, padding : padding + W], dw, dout.sum(axis=(0, 2, 3))
+""",
     },
 }
 
