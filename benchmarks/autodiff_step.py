@@ -11,12 +11,11 @@ hand-written backprop of stage 01, measured in this one run.
 from __future__ import annotations
 
 import argparse
-import platform
-import statistics
-import time
 
 import numpy as np
 import torch
+
+from timing import machine, median_seconds
 
 from coursekit import autodiff, nn
 
@@ -67,32 +66,20 @@ def torch_autograd(X, T, params, dtype):
     return step
 
 
-def median_seconds(step, repeats: int) -> float:
-    for _ in range(10):
-        step()
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        step()
-        times.append(time.perf_counter() - start)
-    return statistics.median(times)
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeats", type=int, default=200)
     args = parser.parse_args()
-    print(f"{platform.processor() or platform.machine()}, {torch.get_num_threads()} torch threads, "
-          f"numpy {np.__version__}, torch {torch.__version__}")
+    print(machine())
     print(f"batch {N}, hidden {H}, {K} classes; median of {args.repeats} steps")
     print(f"{'D':>4} {'hand-written':>13} {'engine':>10} {'torch f64':>10} {'torch f32':>10} "
           f"{'engine/hand':>12} {'engine/torch64':>15}")
     for D in (2, 784):
         X, T, params = problem(D)
-        t_hand = median_seconds(handwritten(X, T, params), args.repeats)
-        t_engine = median_seconds(engine(X, T, params), args.repeats)
-        t_torch64 = median_seconds(torch_autograd(X, T, params, torch.float64), args.repeats)
-        t_torch32 = median_seconds(torch_autograd(X, T, params, torch.float32), args.repeats)
+        t_hand = median_seconds(handwritten(X, T, params), args.repeats, warmup=10)
+        t_engine = median_seconds(engine(X, T, params), args.repeats, warmup=10)
+        t_torch64 = median_seconds(torch_autograd(X, T, params, torch.float64), args.repeats, warmup=10)
+        t_torch32 = median_seconds(torch_autograd(X, T, params, torch.float32), args.repeats, warmup=10)
         print(f"{D:>4} {t_hand * 1e3:>10.3f} ms {t_engine * 1e3:>7.3f} ms {t_torch64 * 1e3:>7.3f} ms "
               f"{t_torch32 * 1e3:>7.3f} ms {t_engine / t_hand:>11.2f}x {t_engine / t_torch64:>14.2f}x")
 

@@ -10,12 +10,11 @@ measured in this one run.
 from __future__ import annotations
 
 import argparse
-import platform
-import statistics
-import time
 
 import numpy as np
 import torch
+
+from timing import machine, median_seconds
 
 from coursekit import conv
 
@@ -25,22 +24,11 @@ LAYERS = {
 }
 
 
-def median_seconds(step, repeats: int) -> float:
-    step()
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        step()
-        times.append(time.perf_counter() - start)
-    return statistics.median(times)
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeats", type=int, default=20)
     args = parser.parse_args()
-    print(f"{platform.processor() or platform.machine()}, {torch.get_num_threads()} torch threads, "
-          f"numpy {np.__version__}, torch {torch.__version__}; median of {args.repeats}")
+    print(machine() + f"; median of {args.repeats}")
     print(f"{'layer':<32} {'coursekit':>10} {'torch':>10} {'ratio':>7}")
     rng = np.random.default_rng(0)
     for name, (N, C, F, S) in LAYERS.items():

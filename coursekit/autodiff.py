@@ -29,6 +29,8 @@ from collections.abc import Callable, Iterator
 
 import numpy as np
 
+from coursekit import nn
+
 _creation = itertools.count()
 _recording = True
 
@@ -344,8 +346,7 @@ def entropy(A, T) -> Node:
     a, t = value(A), value(T)
     if a.ndim != 2 or a.shape != t.shape:
         raise ValueError(f"entropy needs A and T of the same (N, K) shape; got {a.shape} and {t.shape}")
-    shifted = a - a.max(axis=1, keepdims=True)
-    log_Y = shifted - np.log(np.exp(shifted).sum(axis=1, keepdims=True))
+    log_Y = nn.log_softmax(a, axis=1)
     Y = np.exp(log_Y)
     N = a.shape[0]
     D = -(t * log_Y).sum() / N
@@ -358,11 +359,9 @@ def entropy(A, T) -> Node:
 
 def decay(W, lam: float) -> Node:
     """Weight decay ``(lam/2) sum_i ||W_i||^2`` over a tuple of weights."""
-    if not lam >= 0:
-        raise ValueError(f"lam must be >= 0; got {lam}")
     W = tuple(W)
     ws = [value(w) for w in W]
-    R = 0.5 * lam * sum(float(np.sum(w * w)) for w in ws)
+    R = nn.decay(ws, lam)  # checks lam too
 
     def back(dR, dW):
         for w, dw in zip(ws, dW):

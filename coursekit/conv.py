@@ -279,21 +279,19 @@ def conv(X, U, stride: int = 1, padding: int = 0):
     return node(out, back, (X, U))
 
 
-def max_pool(x, size: int = 2, stride: int | None = None) -> np.ndarray:
-    """Max over ``size x size`` windows of ``x (N, C, H, W)`` (stride defaults to ``size``)."""
+def _pool_windows(x, size: int, stride: int | None):
     x = np.asarray(x)
     if x.ndim != 4:
         raise ValueError(f"x must be (N, C, H, W); got shape {x.shape}")
     stride = stride or size
-    windows = sliding_window_view(x, (size, size), axis=(2, 3))[:, :, ::stride, ::stride]
-    return windows.max(axis=(4, 5))
+    return sliding_window_view(x, (size, size), axis=(2, 3))[:, :, ::stride, ::stride]
+
+
+def max_pool(x, size: int = 2, stride: int | None = None) -> np.ndarray:
+    """Max over ``size x size`` windows of ``x (N, C, H, W)`` (stride defaults to ``size``)."""
+    return _pool_windows(x, size, stride).max(axis=(4, 5))
 
 
 def avg_pool(x, size: int = 2, stride: int | None = None) -> np.ndarray:
     """Mean over ``size x size`` windows of ``x (N, C, H, W)`` (LeNet's sub-sampling, without its weights)."""
-    x = np.asarray(x)
-    if x.ndim != 4:
-        raise ValueError(f"x must be (N, C, H, W); got shape {x.shape}")
-    stride = stride or size
-    windows = sliding_window_view(x, (size, size), axis=(2, 3))[:, :, ::stride, ::stride]
-    return windows.mean(axis=(4, 5))
+    return _pool_windows(x, size, stride).mean(axis=(4, 5))

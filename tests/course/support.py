@@ -11,12 +11,14 @@ from pathlib import Path
 
 import nbformat
 from nbclient import NotebookClient
+from traitlets.config.loader import PyFileConfigLoader
 
 from coursekit import course
 
 ROOT = Path(__file__).resolve().parents[2]
 WRONG_ANSWERS = ROOT / "tests" / "wrong_answers"
-CELL_TIMEOUT = 120  # the per-cell limit of nbgrader_config.py
+# the per-cell limit of nbgrader_config.py, so that the checks run notebooks as the autograder does
+CELL_TIMEOUT = PyFileConfigLoader("nbgrader_config.py", path=str(ROOT)).load_config().Execute.timeout
 
 
 def cell_failure(cell) -> str | None:
