@@ -258,7 +258,16 @@ def conv_backward(dout, cache) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     d2 = dout.transpose(1, 0, 2, 3).reshape(F, -1).astype(cols.dtype, copy=False)  # (F, N * Ho * Wo)
     dw = (cols @ d2.T).T.reshape(w.shape)  # this operand order is several times faster in BLAS than d2 @ cols.T
     db = d2.sum(axis=1)
-    dx = col2im(w.reshape(F, -1).T @ d2, x_shape, kh, kw, stride, padding)
+    dout_cols_bytes = F * kh * kw * x_shape[0] * x_shape[2] * x_shape[3] * cols.itemsize
+    if stride == 1 and kh == kw and padding <= kh - 1 and dout_cols_bytes <= 128 * 2**20:
+        # dx is itself a convolution: dout, padded by k-1-p, correlated with the filters flipped in space
+        # and with input and output channels swapped. One more im2col product, instead of scattering
+        # every patch back with col2im, which is the slowest step for small layers. (For large layers the
+        # im2col of dout would take too much memory: they keep col2im.)
+        flipped = np.ascontiguousarray(w[:, :, ::-1, ::-1].transpose(1, 0, 2, 3))
+        dx, _ = conv_forward(dout.astype(cols.dtype, copy=False), flipped, None, 1, kh - 1 - padding)
+    else:
+        dx = col2im(w.reshape(F, -1).T @ d2, x_shape, kh, kw, stride, padding)
     return dx, dw, db
 
 
