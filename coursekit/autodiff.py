@@ -148,10 +148,9 @@ class Node(Value):
         self.op = op
         self._back = back
         self.inputs = inputs
+        # the graph values among the (nested) inputs, found once: every traversal reads them
+        self.parents: list[Value] = [v for v in _flatten(inputs) if isinstance(v, Value)]
 
-    @property
-    def parents(self) -> list[Value]:
-        return [v for v in _flatten(self.inputs) if isinstance(v, Value)]
 
     def back(self, *inputs) -> None:
         """Add this node's contributions to its inputs' gradients (nothing if it has no gradient).
