@@ -252,16 +252,24 @@ def graph(out: Value) -> list[Value]:
 
 def backward(out: Value) -> None:
     """Gradients of the scalar ``out`` with respect to everything it depends on."""
+    _start(out)
+    for v in reversed(graph(out)):
+        if isinstance(v, Node):
+            v.back()
+
+
+def _start(out: Value) -> list[Value]:
+    """Check ``out``, clear every gradient it depends on (blocks opened up: also a Param a block uses
+    without listing it) and seed ``dL = 1``; return those values in creation order."""
     if out.value.shape != ():
         raise ValueError(f"backward needs a scalar output; {out.name} has shape {out.value.shape}")
     if isinstance(out, Node) and out._back is None and not isinstance(out, Block):
         raise RuntimeError(f"{out.name} was computed under no_grad(): there is no graph to go back through")
-    for v in expand(out)[0]:  # blocks opened up: also a Param a block uses without listing it
+    values = expand(out)[0]
+    for v in values:
         v.zero_grad()
     out.slot += 1.0
-    for v in reversed(graph(out)):
-        if isinstance(v, Node):
-            v.back()
+    return values
 
 
 def expand(out: Value) -> tuple[list[Value], list[Block]]:
@@ -291,12 +299,7 @@ def backward_steps(out: Value) -> Iterator[Node]:
 
     Running every step gives the same gradients as :func:`backward`.
     """
-    if out.value.shape != ():
-        raise ValueError(f"backward needs a scalar output; {out.name} has shape {out.value.shape}")
-    values, _ = expand(out)
-    for v in values:  # eagerly: the gradients are cleared and dL seeded before the first step is asked for
-        v.zero_grad()
-    out.slot += 1.0
+    values = _start(out)  # eagerly: cleared and seeded before the first step is asked for
     return _steps(values)
 
 
