@@ -54,3 +54,35 @@ def photo(name: str = "camera", *, gray: bool = True, size: int | None = None) -
         top, left = (h - size) // 2, (w - size) // 2
         image = image[top : top + size, left : left + size]
     return np.ascontiguousarray(image)
+
+
+def pixel_permutation(num_pixels: int, seed: int = 0):
+    """A random permutation of ``range(num_pixels)`` (int64 torch tensor), the same for the same seed."""
+    import torch
+
+    if int(num_pixels) != num_pixels or num_pixels < 1:
+        raise ValueError(f"num_pixels must be a positive integer; got {num_pixels!r}")
+    return torch.randperm(int(num_pixels), generator=torch.Generator().manual_seed(seed))
+
+
+def permute_pixels(images, permutation):
+    """Shuffle the pixels of every image ``(N, H, W)`` with one fixed ``permutation`` of ``H*W``.
+
+    Pixel ``j`` of an output image (in row-major order) is pixel ``permutation[j]`` of its input
+    image. Works on torch tensors (on any device) and numpy arrays; keeps dtype and shape.
+    """
+    import torch
+
+    if images.ndim != 3:
+        raise ValueError(f"images must have shape (N, H, W); got {tuple(images.shape)}")
+    n, h, w = images.shape
+    if isinstance(images, torch.Tensor):
+        index = torch.as_tensor(permutation, dtype=torch.long).to(images.device)
+        valid = index.shape == (h * w,) and bool((torch.sort(index).values.cpu() == torch.arange(h * w)).all())
+    else:
+        index = np.asarray(permutation)
+        valid = index.shape == (h * w,) and np.array_equal(np.sort(index), np.arange(h * w))
+    if not valid:
+        raise ValueError(f"permutation must hold each of 0..{h * w - 1} once (a permutation of the "
+                         f"{h}x{w} pixels); got shape {tuple(index.shape)}")
+    return images.reshape(n, h * w)[:, index].reshape(n, h, w)

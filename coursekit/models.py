@@ -105,3 +105,26 @@ def parameter_count(module: nn.Module) -> int:
         else:
             total += sum(p.numel() for p in m.parameters(recurse=False) if p.requires_grad)
     return total
+
+
+def first_conv(model: nn.Module) -> nn.Conv2d:
+    """The first convolution layer of ``model`` (in module order), whose filters see the pixels."""
+    for m in model.modules():
+        if isinstance(m, nn.Conv2d):
+            return m
+    raise ValueError(f"the model has no Conv2d layer: {type(model).__name__}")
+
+
+@torch.no_grad()
+def layer_output(model: nn.Module, layer: nn.Module, inputs: torch.Tensor) -> torch.Tensor:
+    """What ``layer`` (a sub-module of ``model``) outputs while ``model`` runs on ``inputs``."""
+    if not any(m is layer for m in model.modules()):
+        raise ValueError(f"layer {type(layer).__name__} is not a part of the model")
+    seen = []
+    handle = layer.register_forward_hook(lambda module, args, out: seen.append(out))
+    try:
+        model.eval()
+        model(inputs)
+    finally:
+        handle.remove()
+    return seen[0]

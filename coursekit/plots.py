@@ -141,3 +141,51 @@ def draw_graph(ax: Axes, values, blocks, *, parents_of, current=None, title: str
     ax.axis("off")
     if title:
         ax.set_title(title, fontsize=9)
+
+
+def image_grid(images, titles=None, *, ncols: int = 10, size: float = 1.1, cmap: str = "gray",
+               symmetric: bool = False, suptitle: str | None = None) -> Figure:
+    """A grid of small images ``(N, H, W)`` (numpy or torch), each with an optional title.
+
+    ``symmetric`` centres a diverging colour map on zero for each image (for learned filters)."""
+    images = np.asarray(images.detach().cpu() if hasattr(images, "detach") else images, dtype=float)
+    if images.ndim != 3 or len(images) == 0:
+        raise ValueError(f"images must have shape (N, H, W) with N >= 1; got {images.shape}")
+    if titles is not None and len(titles) != len(images):
+        raise ValueError(f"titles must have one entry per image ({len(images)}); got {len(titles)}")
+    ncols = min(ncols, len(images))
+    nrows = -(-len(images) // ncols)
+    fig = Figure(figsize=(size * ncols, (size + (0.25 if titles is not None else 0)) * nrows + (0.3 if suptitle else 0)),
+                 layout="constrained")
+    for k, image in enumerate(images):
+        ax = fig.add_subplot(nrows, ncols, k + 1)
+        if symmetric:
+            limit = float(np.abs(image).max()) or 1.0
+            ax.imshow(image, cmap="RdBu_r", vmin=-limit, vmax=limit)
+        else:
+            ax.imshow(image, cmap=cmap)
+        ax.set_xticks([])
+        ax.set_yticks([])
+        if titles is not None:
+            ax.set_title(str(titles[k]), fontsize=8)
+    if suptitle:
+        fig.suptitle(suptitle)
+    return fig
+
+
+def plot_confusion(ax: Axes, matrix, *, title: str = "confusion matrix") -> None:
+    """Draw a confusion matrix (rows: true class, columns: predicted) with its counts written in."""
+    matrix = np.asarray(matrix.cpu() if hasattr(matrix, "cpu") else matrix)
+    k = matrix.shape[0]
+    off = matrix.astype(float).copy()
+    np.fill_diagonal(off, np.nan)  # colour the errors; the diagonal would swamp the scale
+    ax.imshow(off, cmap="Reds")
+    for i in range(k):
+        for j in range(k):
+            ax.text(j, i, str(matrix[i, j]), ha="center", va="center", fontsize=7,
+                    fontweight="bold" if i == j else "normal")
+    ax.set_xticks(range(k))
+    ax.set_yticks(range(k))
+    ax.set_xlabel("predicted")
+    ax.set_ylabel("true")
+    ax.set_title(title)

@@ -27,11 +27,18 @@ def prepare(images: torch.Tensor, mean: float = MNIST_MEAN, std: float = MNIST_S
 
 @dataclass
 class History:
-    """Per epoch: the mean training loss, the test accuracy (if a test set was given), the seconds."""
+    """Per epoch: the mean training loss, the test accuracy (if a test set was given), the seconds.
+
+    ``evaluations`` holds ``(step, training seconds so far, test accuracy)`` for every evaluation
+    (every ``evaluate_every`` steps and at each epoch's end); the training seconds leave out the
+    time spent evaluating. ``reached`` is the first such entry at or above ``target_accuracy``.
+    """
 
     train_loss: list[float] = field(default_factory=list)
     test_accuracy: list[float] = field(default_factory=list)
     seconds: list[float] = field(default_factory=list)
+    evaluations: list[tuple[int, float, float]] = field(default_factory=list)
+    reached: tuple[int, float, float] | None = None
 
 
 @torch.no_grad()
@@ -46,6 +53,18 @@ def accuracy(model: nn.Module, images: torch.Tensor, labels: torch.Tensor) -> fl
     return float((predict(model, images) == labels).float().mean().item())
 
 
+def confusion_matrix(predicted: torch.Tensor, labels: torch.Tensor, num_classes: int = 10) -> torch.Tensor:
+    """``C[i, j]`` = how many examples of true class ``i`` were predicted as class ``j`` (int64)."""
+    if predicted.shape != labels.shape or predicted.ndim != 1:
+        raise ValueError(f"predicted and labels must be 1-D of one shape; got {tuple(predicted.shape)} "
+                         f"and {tuple(labels.shape)}")
+    for name, t in (("predicted", predicted), ("labels", labels)):
+        if len(t) and (int(t.min()) < 0 or int(t.max()) >= num_classes):
+            raise ValueError(f"{name} must lie in [0, {num_classes}); got values in [{int(t.min())}, {int(t.max())}]")
+    flat = labels.long() * num_classes + predicted.long()
+    return torch.bincount(flat, minlength=num_classes * num_classes).reshape(num_classes, num_classes)
+
+
 def fit(
     model: nn.Module,
     images: torch.Tensor,
@@ -57,19 +76,29 @@ def fit(
     test: tuple[torch.Tensor, torch.Tensor] | None = None,
     seed: int = 0,
     target_accuracy: float | None = None,
+    evaluate_every: int | None = None,
+    schedule: str = "cosine",
     amp: bool | None = None,
     description: str = "training",
 ) -> History:
     """Train ``model`` with Adam on ``(images, labels)``, all on ``images.device``.
 
-    Shuffles with a seeded generator on the device, evaluates on ``test`` after every epoch and stops
-    early once ``target_accuracy`` is reached. ``amp`` (default: on for CUDA) runs the forward pass in
-    bfloat16 autocast.
+    Shuffles with a seeded generator on the device and evaluates on ``test`` after every epoch (and
+    every ``evaluate_every`` steps if given); stops as soon as an evaluation reaches
+    ``target_accuracy``. ``schedule`` is ``"cosine"`` (the learning rate decays from ``lr`` to 0
+    along a half cosine over the planned steps: a few epochs then reach what a constant rate reaches
+    in many) or ``"constant"``. ``amp`` (default: on for CUDA) runs the forward pass in bfloat16 autocast.
     """
     if len(images) != len(labels):
         raise ValueError(f"images and labels must have the same length; got {len(images)} and {len(labels)}")
     if int(epochs) != epochs or epochs < 1:
         raise ValueError(f"epochs must be a positive integer; got {epochs!r}")
+    if evaluate_every is not None and (int(evaluate_every) != evaluate_every or evaluate_every < 1):
+        raise ValueError(f"evaluate_every must be a positive integer or None; got {evaluate_every!r}")
+    if schedule not in ("cosine", "constant"):
+        raise ValueError(f"schedule must be 'cosine' or 'constant'; got {schedule!r}")
+    if (target_accuracy is not None or evaluate_every is not None) and test is None:
+        raise ValueError("target_accuracy and evaluate_every need a test set: pass test=(images, labels)")
     device = images.device
     if labels.device != device:
         raise ValueError(f"images are on {device} but labels on {labels.device}: keep both on one device")
@@ -77,15 +106,35 @@ def fit(
     model.to(device)
     amp = device.type == "cuda" if amp is None else amp
     optimizer = torch.optim.Adam(model.parameters(), lr=lr)
+    steps_per_epoch = (len(images) + batch_size - 1) // batch_size
+    scheduler = (torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=epochs * steps_per_epoch)
+                 if schedule == "cosine" else None)
     generator = torch.Generator(device=device).manual_seed(seed)
     history = History()
-    bar = progress(total=epochs * ((len(images) + batch_size - 1) // batch_size), desc=description, leave=False)
+    trained = 0.0  # seconds spent training, evaluations left out
+
+    def clock() -> float:
+        if device.type == "cuda":
+            torch.cuda.synchronize(device)
+        return time.perf_counter()
+
+    def evaluate(step: int) -> bool:
+        score = accuracy(model, *test)
+        history.evaluations.append((step, trained, score))
+        model.train()
+        if target_accuracy is not None and score >= target_accuracy and history.reached is None:
+            history.reached = history.evaluations[-1]
+        return history.reached is not None
+
+    bar = progress(total=epochs * steps_per_epoch, desc=description, leave=False)
+    step, done = 0, False
     try:
         for _ in range(epochs):
-            start = time.perf_counter()
+            epoch_start = time.perf_counter()
             model.train()
             order = torch.randperm(len(images), device=device, generator=generator)
             total, count = torch.zeros((), device=device), 0
+            tick = clock()
             for i in range(0, len(images), batch_size):
                 index = order[i : i + batch_size]
                 with torch.autocast(device.type, dtype=torch.bfloat16, enabled=amp):
@@ -93,14 +142,26 @@ def fit(
                 optimizer.zero_grad(set_to_none=True)
                 loss.backward()
                 optimizer.step()
+                if scheduler is not None:
+                    scheduler.step()
                 total += loss.detach() * len(index)  # stays on the device: no sync per batch
                 count += len(index)
+                step += 1
                 bar.update(1)
+                if evaluate_every is not None and step % evaluate_every == 0:
+                    trained += clock() - tick
+                    done = evaluate(step)
+                    tick = clock()
+                    if done:
+                        break
+            trained += clock() - tick
             history.train_loss.append(float(total.item()) / count)
             if test is not None:
-                history.test_accuracy.append(accuracy(model, *test))
-            history.seconds.append(time.perf_counter() - start)
-            if target_accuracy is not None and history.test_accuracy and history.test_accuracy[-1] >= target_accuracy:
+                if not done and (evaluate_every is None or step % evaluate_every):
+                    done = evaluate(step)
+                history.test_accuracy.append(history.evaluations[-1][2])
+            history.seconds.append(time.perf_counter() - epoch_start)
+            if done:
                 break
     finally:
         bar.close()

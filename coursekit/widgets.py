@@ -304,3 +304,112 @@ class KernelExplorer:
         from IPython.display import display
 
         display(self.widget)
+
+
+class DigitBrowser:
+    """Stage 04: browse test digits, original and with shuffled pixels, side by side.
+
+    ``original`` and ``shuffled`` map a net's name to a torch model trained on the original or on
+    the shuffled pixels (one fixed ``permutation`` for every image). Shows each net's prediction
+    on its kind of pixels and the first-layer feature maps of ``original["CNN"]`` on the digit and
+    of ``shuffled["CNN"]`` on the shuffled digit. The subset menu narrows the slider to the
+    digits some net gets wrong. ``images`` are uint8 ``(N, 28, 28)``, ``labels`` int64 ``(N,)``.
+    """
+
+    MAPS = 8  # feature maps shown per row
+
+    def __init__(self, images, labels, permutation, *, original: dict, shuffled: dict, cnn: str = "CNN"):
+        import ipywidgets as w
+        import torch
+
+        from coursekit import datasets, training
+
+        if images.ndim != 3 or images.dtype != torch.uint8:
+            raise ValueError(f"images must be uint8 (N, H, W); got {images.dtype} of shape {tuple(images.shape)}")
+        if labels.shape != (len(images),):
+            raise ValueError(f"labels must have shape ({len(images)},); got {tuple(labels.shape)}")
+        if set(original) != set(shuffled) or cnn not in original:
+            raise ValueError(f"original and shuffled must name the same nets, {cnn!r} among them; "
+                             f"got {sorted(original)} and {sorted(shuffled)}")
+        self.images, self.labels = images, labels
+        self.shuffled_images = datasets.permute_pixels(images, permutation)
+        self.nets = {"original": original, "shuffled": shuffled}
+        self.cnn = cnn
+        self.predictions = {
+            kind: {name: training.predict(net, self.images if kind == "original" else self.shuffled_images)
+                   for name, net in nets.items()}
+            for kind, nets in self.nets.items()
+        }
+        self.subsets = {"all digits": torch.arange(len(images), device=images.device)}
+        for kind in self.nets:
+            for name, predicted in self.predictions[kind].items():
+                self.subsets[f"{name} wrong on {kind} pixels"] = torch.nonzero(predicted != labels).flatten()
+        self.subset = w.Dropdown(options=list(self.subsets), value="all digits", description="show")
+        self.position = w.IntSlider(value=0, min=0, max=len(images) - 1, description="digit",
+                                    continuous_update=False)
+        self.table = w.HTML()
+        self.image = w.Image(format="png")
+        self.subset.observe(lambda change: self._on_subset(), names="value")
+        self.position.observe(lambda change: self.update(), names="value")
+        self.widget = w.VBox([w.HBox([self.subset, self.position]), self.table, self.image])
+        self.update()
+
+    @property
+    def index(self) -> int | None:
+        """The test image shown (its index in ``images``), or None when the subset is empty."""
+        chosen = self.subsets[self.subset.value]
+        return int(chosen[self.position.value]) if len(chosen) else None
+
+    def _on_subset(self) -> None:
+        size = len(self.subsets[self.subset.value])
+        self.position.value = 0
+        self.position.max = max(size - 1, 0)
+        self.update()
+
+    def update(self) -> None:
+        from matplotlib.figure import Figure
+
+        from coursekit import models, plots, training
+
+        i = self.index
+        if i is None:
+            self.table.value = "<i>no digit in this subset</i>"
+            self.image.value = b""
+            self.maps = {}
+            return
+        label = int(self.labels[i])
+        rows = []
+        for name in self.nets["original"]:
+            cells = []
+            for kind in self.nets:
+                p = int(self.predictions[kind][name][i])
+                colour = "green" if p == label else "red"
+                cells.append(f"<td style='color:{colour};padding:0 12px'>{p}</td>")
+            rows.append(f"<tr><th style='text-align:left'>{name}</th>{''.join(cells)}</tr>")
+        self.table.value = (f"<b>test digit {i}, label {label}</b> ({len(self.subsets[self.subset.value])} in this "
+                            f"subset)<table><tr><th></th><th>original</th><th>shuffled</th></tr>{''.join(rows)}</table>")
+        self.maps = {}
+        for kind, pixels in (("original", self.images), ("shuffled", self.shuffled_images)):
+            net = self.nets[kind][self.cnn]
+            self.maps[kind] = models.layer_output(net, models.first_conv(net), training.prepare(pixels[i : i + 1]))[0]
+        fig = Figure(figsize=(1.0 * (self.MAPS + 1), 2.3), layout="constrained")
+        grid = fig.add_gridspec(2, self.MAPS + 1)
+        for row, kind in enumerate(("original", "shuffled")):
+            pixels = self.images if kind == "original" else self.shuffled_images
+            ax = fig.add_subplot(grid[row, 0])
+            ax.imshow(pixels[i].cpu().numpy(), cmap="gray")
+            ax.set_title(kind, fontsize=8)
+            maps = self.maps[kind].float().cpu().numpy()
+            for k in range(min(self.MAPS, len(maps))):
+                ax_map = fig.add_subplot(grid[row, k + 1])
+                ax_map.imshow(maps[k], cmap="RdBu_r", vmin=-abs(maps[k]).max(), vmax=abs(maps[k]).max())
+                ax_map.set_title(f"{self.cnn} map {k}", fontsize=7)
+            for ax_any in fig.axes:
+                ax_any.set_xticks([])
+                ax_any.set_yticks([])
+        self.image.value = plots.figure_png(fig, dpi=80)
+
+    def _ipython_display_(self):
+        from IPython.display import display
+
+        display(self.widget)

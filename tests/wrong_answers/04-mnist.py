@@ -1,0 +1,188 @@
+"""Plausible wrong answers to the stage-04 exercises (see tests/wrong_answers/01-backprop.py)."""
+
+WRONG = {
+    "pixel-statistics-impl": {
+        "grey levels not scaled to [0, 1]": """
+def pixel_statistics(images):
+    x = images.float()
+    return float(x.mean()), float(x.std(unbiased=False))
+""",
+        "the standard deviation of each image, averaged": """
+def pixel_statistics(images):
+    x = images.float() / 255.0
+    return float(x.mean()), float(x.std(dim=(1, 2), unbiased=False).mean())
+""",
+        "squares taken in uint8, which wrap around at 256": """
+def pixel_statistics(images):
+    mean = images.float().mean() / 255.0
+    mean_square = (images * images).float().mean() / 255.0**2
+    return float(mean), float((mean_square - mean**2).clamp(min=0).sqrt())
+""",
+        "the sample standard deviation (divided by n - 1)": """
+def pixel_statistics(images):
+    x = images.double() / 255.0
+    return float(x.mean()), float(x.std())
+""",
+    },
+    "confusion-matrix-impl": {
+        "transposed: rows are the predictions": """
+def confusion_matrix(predicted, labels, num_classes=10):
+    pairs = predicted.long() * num_classes + labels.long()
+    return torch.bincount(pairs, minlength=num_classes * num_classes).reshape(num_classes, num_classes)
+""",
+        "bincount without minlength, so a missing last class breaks the shape": """
+def confusion_matrix(predicted, labels, num_classes=10):
+    pairs = labels.long() * num_classes + predicted.long()
+    return torch.bincount(pairs).reshape(num_classes, num_classes)
+""",
+        "only the errors counted": """
+def confusion_matrix(predicted, labels, num_classes=10):
+    pairs = labels.long() * num_classes + predicted.long()
+    C = torch.bincount(pairs, minlength=num_classes * num_classes).reshape(num_classes, num_classes)
+    return C - torch.diag(torch.diag(C))
+""",
+    },
+    "permute-pixels-impl": {
+        "the inverse permutation: input pixel j sent to output position permutation[j]": """
+def permute_pixels(images, permutation):
+    n, h, w = images.shape
+    flat = images.reshape(n, h * w)
+    out = torch.empty_like(flat)
+    out[:, permutation] = flat
+    return out.reshape(n, h, w)
+""",
+        "pixels read column by column instead of row by row": """
+def permute_pixels(images, permutation):
+    n, h, w = images.shape
+    return images.transpose(1, 2).reshape(n, h * w)[:, permutation].reshape(n, w, h).transpose(1, 2)
+""",
+        "a fresh random permutation instead of the given one": """
+def permute_pixels(images, permutation):
+    n, h, w = images.shape
+    return images.reshape(n, h * w)[:, torch.randperm(h * w)].reshape(n, h, w)
+""",
+    },
+    "shuffle-datasets-impl": {
+        "a different permutation for the training and the test images": """
+def shuffle_datasets(train, test, seed):
+    h, w = train.shape[1:]
+    g = torch.Generator().manual_seed(seed)
+    first, second = torch.randperm(h * w, generator=g), torch.randperm(h * w, generator=g)
+    return permute_pixels(train, first), permute_pixels(test, second), first
+""",
+        "the seed ignored, so runs cannot be repeated": """
+def shuffle_datasets(train, test, seed):
+    h, w = train.shape[1:]
+    permutation = torch.randperm(h * w)
+    return permute_pixels(train, permutation), permute_pixels(test, permutation), permutation
+""",
+        "the order of the images shuffled instead of their pixels": """
+def shuffle_datasets(train, test, seed):
+    g = torch.Generator().manual_seed(seed)
+    order = torch.randperm(len(train), generator=g)
+    return train[order], test[order[: len(test)] % len(test)], order
+""",
+    },
+    "lenet-shapes-impl": {
+        "a convolution's output size off by one (n - k)": """
+def lenet_shapes(size=32):
+    n1 = size - 5
+    n2 = n1 // 2
+    n3 = n2 - 5
+    n4 = n3 // 2
+    return {"C1": (6, n1, n1), "S2": (6, n2, n2), "C3": (16, n3, n3), "S4": (16, n4, n4), "C5": (120, n4 - 5, n4 - 5)}
+""",
+        "sub-sampling rounded up": """
+def lenet_shapes(size=32):
+    n1 = size - 4
+    n2 = (n1 + 1) // 2
+    n3 = n2 - 4
+    n4 = (n3 + 1) // 2
+    return {"C1": (6, n1, n1), "S2": (6, n2, n2), "C3": (16, n3, n3), "S4": (16, n4, n4), "C5": (120, n4 - 4, n4 - 4)}
+""",
+        "sub-sampling keeps the channels of the next convolution": """
+def lenet_shapes(size=32):
+    n1 = size - 4
+    n2 = n1 // 2
+    n3 = n2 - 4
+    n4 = n3 // 2
+    return {"C1": (6, n1, n1), "S2": (16, n2, n2), "C3": (16, n3, n3), "S4": (120, n4, n4), "C5": (120, n4 - 4, n4 - 4)}
+""",
+    },
+    "conv-parameters-impl": {
+        "biases forgotten": """
+def conv_parameters(in_channels, out_channels, kernel_size, table=None):
+    inputs_read = in_channels * out_channels if table is None else sum(len(row) for row in table)
+    return inputs_read * kernel_size * kernel_size
+""",
+        "kernel size not squared": """
+def conv_parameters(in_channels, out_channels, kernel_size, table=None):
+    inputs_read = in_channels * out_channels if table is None else sum(len(row) for row in table)
+    return inputs_read * kernel_size + out_channels
+""",
+        "the connection table ignored": """
+def conv_parameters(in_channels, out_channels, kernel_size, table=None):
+    return in_channels * out_channels * kernel_size * kernel_size + out_channels
+""",
+    },
+    "lenet-parameters-impl": {
+        "sub-sampling counted as having no parameters": """
+def lenet_parameters(partial=True):
+    return {"C1": conv_parameters(1, 6, 5), "S2": 0,
+            "C3": conv_parameters(6, 16, 5, table=models.LENET_C3_TABLE if partial else None), "S4": 0,
+            "C5": conv_parameters(16, 120, 5), "F6": 120 * 84 + 84, "output": 84 * 10 + 10}
+""",
+        "the connection table always used": """
+def lenet_parameters(partial=True):
+    return {"C1": conv_parameters(1, 6, 5), "S2": 12, "C3": conv_parameters(6, 16, 5, table=models.LENET_C3_TABLE),
+            "S4": 32, "C5": conv_parameters(16, 120, 5), "F6": 120 * 84 + 84, "output": 84 * 10 + 10}
+""",
+        "F6 without its biases": """
+def lenet_parameters(partial=True):
+    return {"C1": conv_parameters(1, 6, 5), "S2": 12,
+            "C3": conv_parameters(6, 16, 5, table=models.LENET_C3_TABLE if partial else None), "S4": 32,
+            "C5": conv_parameters(16, 120, 5), "F6": 120 * 84, "output": 84 * 10 + 10}
+""",
+    },
+}
+
+DELEGATING = {
+    "pixel-statistics-impl": """
+from coursekit.training import MNIST_MEAN, MNIST_STD
+
+def pixel_statistics(images):
+    return MNIST_MEAN, MNIST_STD
+""",
+    "confusion-matrix-impl": "from coursekit.training import confusion_matrix",
+    "permute-pixels-impl": "from coursekit.datasets import permute_pixels",
+    "shuffle-datasets-impl": """
+from coursekit.datasets import permute_pixels, pixel_permutation
+
+def shuffle_datasets(train, test, seed):
+    permutation = pixel_permutation(train.shape[1] * train.shape[2], seed)
+    return permute_pixels(train, permutation), permute_pixels(test, permutation), permutation
+""",
+    "lenet-shapes-impl": """
+def lenet_shapes(size=32):
+    net = models.LeNet5()
+    x = torch.nn.functional.pad(torch.zeros(1, 1, size, size), (-2, -2, -2, -2))
+    shapes = {}
+    for name in ("c1", "s2", "c3", "s4", "c5"):
+        getattr(net, name).register_forward_hook(lambda m, i, o, name=name: shapes.__setitem__(name.upper(), tuple(o.shape[1:])))
+    net(x)
+    return shapes
+""",
+    "conv-parameters-impl": """
+def conv_parameters(in_channels, out_channels, kernel_size, table=None):
+    if table is not None:
+        return models.parameter_count(models.PartialConv(table, kernel_size))
+    return models.parameter_count(torch.nn.Conv2d(in_channels, out_channels, kernel_size))
+""",
+    "lenet-parameters-impl": """
+def lenet_parameters(partial=True):
+    net = models.LeNet5(partial=partial)
+    counts = {name.upper(): models.parameter_count(getattr(net, name)) for name in ("c1", "s2", "c3", "s4", "c5", "f6")}
+    counts["output"] = models.parameter_count(net.output)
+    return counts
+""",
+}
