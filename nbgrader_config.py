@@ -19,6 +19,10 @@ c.CourseDirectory.ignore = [".ipynb_checkpoints", "*.pyc", "__pycache__", "feedb
 c.Execute.timeout = 120
 c.Execute.interrupt_on_timeout = True
 
+# The stub left in each answer cell of a release: its error says what to do when a test calls it.
+STUB = 'raise NotImplementedError("not answered yet: write your code here, in place of this line")'
+c.ClearSolutions.code_stub = {"python": "# YOUR CODE HERE\n" + STUB}
+
 # Any stderr output in a test cell scores 0 (nbgrader treats it as an error). Drop known benign
 # library messages that can appear the first time a machine runs the course.
 c.IgnorePattern.enabled = True

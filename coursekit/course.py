@@ -116,7 +116,7 @@ def _generate(root: Path, stage: str, release_dir: Path, *, db: bool) -> None:
         )
 
 
-STUB_MARKERS = ("raise NotImplementedError()", "YOUR ANSWER HERE")
+STUB_MARKERS = ("raise NotImplementedError(", "YOUR ANSWER HERE")  # nbgrader_config.py's stubs
 
 
 def answered_cells(path: Path) -> list[str]:

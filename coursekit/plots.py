@@ -167,23 +167,29 @@ def image_grid(images, titles=None, *, ncols: int = 10, size: float = 1.1, cmap:
         ax.set_xticks([])
         ax.set_yticks([])
         if titles is not None:
-            ax.set_title(str(titles[k]), fontsize=8)
+            ax.set_title(str(titles[k]), fontsize=9)
     if suptitle:
         fig.suptitle(suptitle)
     return fig
 
 
 def plot_confusion(ax: Axes, matrix, *, title: str = "confusion matrix") -> None:
-    """Draw a confusion matrix (rows: true class, columns: predicted) with its counts written in."""
+    """Draw a confusion matrix (rows: true class, columns: predicted) with its counts written in.
+
+    Only the errors are coloured (the diagonal would swamp the scale); a colour bar gives their scale.
+    """
     matrix = np.asarray(matrix.cpu() if hasattr(matrix, "cpu") else matrix)
     k = matrix.shape[0]
-    off = matrix.astype(float).copy()
-    np.fill_diagonal(off, np.nan)  # colour the errors; the diagonal would swamp the scale
-    ax.imshow(off, cmap="Reds")
+    errors = matrix.astype(float).copy()
+    np.fill_diagonal(errors, np.nan)
+    largest = np.nanmax(errors) if k > 1 else 0.0
+    picture = ax.imshow(errors, cmap="Reds", vmin=0, vmax=max(largest, 1.0))
+    ax.figure.colorbar(picture, ax=ax, shrink=0.8, label="errors")
     for i in range(k):
         for j in range(k):
+            dark = i != j and matrix[i, j] > 0.6 * max(largest, 1.0)
             ax.text(j, i, str(matrix[i, j]), ha="center", va="center", fontsize=7,
-                    fontweight="bold" if i == j else "normal")
+                    color="white" if dark else "black", fontweight="bold" if i == j else "normal")
     ax.set_xticks(range(k))
     ax.set_yticks(range(k))
     ax.set_xlabel("predicted")

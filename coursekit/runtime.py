@@ -121,9 +121,47 @@ def seed_everything(seed: int) -> np.random.Generator:
     return np.random.default_rng(seed)
 
 
+def in_notebook() -> bool:
+    """True inside a Jupyter kernel (where output goes to a notebook, not a terminal)."""
+    import sys
+
+    shell = sys.modules.get("IPython") and sys.modules["IPython"].get_ipython()
+    return type(shell).__name__ == "ZMQInteractiveShell"
+
+
+class NotebookLine:
+    """A file for tqdm's text bar that shows the bar's latest state as one line of notebook output.
+
+    tqdm.auto would draw an ipywidgets bar; a widget's output is saved in the notebook and shows
+    "Error displaying widget: model not found" once the notebook is reopened. This writes plain HTML
+    into one display instead, and clears it when a bar that is not left (``leave=False``) closes.
+    """
+
+    def __init__(self):
+        from IPython.display import HTML, display
+
+        self._html = HTML
+        self.line = ""
+        self.handle = display(HTML(""), display_id=True)
+
+    def write(self, text: str) -> None:
+        import html
+
+        text = text.replace("\n", "")
+        self.line = text.rsplit("\r", 1)[-1] if "\r" in text else self.line + text
+        shown = html.escape(self.line.strip())
+        self.handle.update(self._html(f"<pre style='margin:0'>{shown}</pre>" if shown else ""))
+
+    def flush(self) -> None:
+        pass
+
+
 def progress(iterable=None, **kwargs):
-    """A tqdm.auto progress bar that stays silent under grading and in CI (it writes to stderr)."""
-    from tqdm.auto import tqdm
+    """A tqdm progress bar that stays silent under grading and in CI: on stderr in a terminal, as one
+    line of plain notebook output in Jupyter (see :class:`NotebookLine`)."""
+    from tqdm import tqdm
 
     kwargs.setdefault("disable", under_grading() or in_ci())
+    if not kwargs["disable"] and "file" not in kwargs and in_notebook():
+        kwargs.update(file=NotebookLine(), ncols=100, ascii=False)
     return tqdm(iterable, **kwargs)

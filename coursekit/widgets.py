@@ -345,13 +345,15 @@ class DigitBrowser:
             for name, predicted in self.predictions[kind].items():
                 self.subsets[f"{name} wrong on {kind} pixels"] = torch.nonzero(predicted != labels).flatten()
         self.subset = w.Dropdown(options=list(self.subsets), value="all digits", description="show")
-        self.position = w.IntSlider(value=0, min=0, max=len(images) - 1, description="digit",
-                                    continuous_update=False)
+        self.position = w.IntSlider(value=0, min=0, max=len(images) - 1, description="position in subset",
+                                    continuous_update=False, style={"description_width": "initial"},
+                                    layout=w.Layout(width="480px"))
         self.table = w.HTML()
-        self.image = w.Image(format="png")
+        self.image = w.Image(format="png", layout=w.Layout(align_self="flex-start", max_width="100%"))
         self.subset.observe(lambda change: self._on_subset(), names="value")
         self.position.observe(lambda change: self.update(), names="value")
-        self.widget = w.VBox([w.HBox([self.subset, self.position]), self.table, self.image])
+        hint = w.HTML("<small>(click the slider, then use the arrow keys to step one digit)</small>")
+        self.widget = w.VBox([w.HBox([self.subset, self.position, hint]), self.table, self.image])
         self.update()
 
     @property
@@ -386,28 +388,33 @@ class DigitBrowser:
                 colour = "green" if p == label else "red"
                 cells.append(f"<td style='color:{colour};padding:0 12px'>{p}</td>")
             rows.append(f"<tr><th style='text-align:left'>{name}</th>{''.join(cells)}</tr>")
-        self.table.value = (f"<b>test digit {i}, label {label}</b> ({len(self.subsets[self.subset.value])} in this "
-                            f"subset)<table><tr><th></th><th>original</th><th>shuffled</th></tr>{''.join(rows)}</table>")
+        size = len(self.subsets[self.subset.value])
+        self.table.value = (f"<b>test image {i}, label {label}</b> (position {self.position.value} of {size} in "
+                            f"“{self.subset.value}”)<table><tr><th>prediction</th><th>original pixels</th>"
+                            f"<th>shuffled pixels</th></tr>{''.join(rows)}</table>")
         self.maps = {}
         for kind, pixels in (("original", self.images), ("shuffled", self.shuffled_images)):
             net = self.nets[kind][self.cnn]
             self.maps[kind] = models.layer_output(net, models.first_conv(net), training.prepare(pixels[i : i + 1]))[0]
-        fig = Figure(figsize=(1.0 * (self.MAPS + 1), 2.3), layout="constrained")
+        fig = Figure(figsize=(1.1 * (self.MAPS + 1), 2.6), layout="constrained")
         grid = fig.add_gridspec(2, self.MAPS + 1)
         for row, kind in enumerate(("original", "shuffled")):
             pixels = self.images if kind == "original" else self.shuffled_images
             ax = fig.add_subplot(grid[row, 0])
             ax.imshow(pixels[i].cpu().numpy(), cmap="gray")
-            ax.set_title(kind, fontsize=8)
+            ax.set_title(kind, fontsize=9)
             maps = self.maps[kind].float().cpu().numpy()
             for k in range(min(self.MAPS, len(maps))):
                 ax_map = fig.add_subplot(grid[row, k + 1])
                 ax_map.imshow(maps[k], cmap="RdBu_r", vmin=-abs(maps[k]).max(), vmax=abs(maps[k]).max())
-                ax_map.set_title(f"{self.cnn} map {k}", fontsize=7)
+                ax_map.set_title(f"map {k}", fontsize=9)
             for ax_any in fig.axes:
                 ax_any.set_xticks([])
                 ax_any.set_yticks([])
-        self.image.value = plots.figure_png(fig, dpi=80)
+        count = len(self.maps["original"])
+        fig.suptitle(f"{self.cnn}'s first-layer feature maps ({min(self.MAPS, count)} of {count}; red positive, "
+                     "blue negative): trained on original pixels (top), on shuffled pixels (bottom)", fontsize=9)
+        self.image.value = plots.figure_png(fig, dpi=100)
 
     def _ipython_display_(self):
         from IPython.display import display

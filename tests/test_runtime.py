@@ -189,3 +189,35 @@ def test_progress_is_silent_under_grading_and_ci(monkeypatch, capsys, env):
     bar.close()
     captured = capsys.readouterr()
     assert captured.err == "" and captured.out == ""
+
+
+def test_in_a_notebook_the_bar_is_one_line_of_html_cleared_when_it_closes(monkeypatch):
+    # tqdm.auto's widget bar leaves "model not found" errors in saved notebooks: check the HTML line
+    # that replaces it shows the bar while it runs and nothing once a leave=False bar closes.
+    import IPython.display
+
+    from coursekit import runtime
+
+    shown = []
+
+    class Handle:
+        def update(self, obj):
+            shown.append(obj.data)
+
+    monkeypatch.setattr(IPython.display, "display", lambda obj, display_id=None: Handle())
+    monkeypatch.setattr(runtime, "in_notebook", lambda: True)
+    for name in ("NBGRADER_EXECUTION", "CI"):
+        monkeypatch.delenv(name, raising=False)
+    bar = progress(total=4, desc="FC", leave=False, mininterval=0)
+    for _ in range(4):
+        bar.update(1)
+    assert any("FC:" in html and "4/4" in html for html in shown)
+    assert all("\r" not in html for html in shown)
+    bar.close()
+    assert shown[-1] == ""
+
+
+def test_outside_a_kernel_we_are_not_in_a_notebook():
+    from coursekit.runtime import in_notebook
+
+    assert not in_notebook()
