@@ -60,7 +60,7 @@ def pixel_permutation(num_pixels: int, seed: int = 0):
     """A random permutation of ``range(num_pixels)`` (int64 torch tensor), the same for the same seed."""
     import torch
 
-    if int(num_pixels) != num_pixels or num_pixels < 1:
+    if not isinstance(num_pixels, (int, np.integer)) or isinstance(num_pixels, bool) or num_pixels < 1:
         raise ValueError(f"num_pixels must be a positive integer; got {num_pixels!r}")
     return torch.randperm(int(num_pixels), generator=torch.Generator().manual_seed(seed))
 
@@ -76,12 +76,14 @@ def permute_pixels(images, permutation):
     if images.ndim != 3:
         raise ValueError(f"images must have shape (N, H, W); got {tuple(images.shape)}")
     n, h, w = images.shape
+    given = np.asarray(permutation.cpu() if isinstance(permutation, torch.Tensor) else permutation)
+    if not np.issubdtype(given.dtype, np.integer):
+        raise ValueError(f"permutation must hold integers (pixel indices); got dtype {given.dtype}")
+    valid = given.shape == (h * w,) and np.array_equal(np.sort(given), np.arange(h * w))
     if isinstance(images, torch.Tensor):
-        index = torch.as_tensor(permutation, dtype=torch.long).to(images.device)
-        valid = index.shape == (h * w,) and bool((torch.sort(index).values.cpu() == torch.arange(h * w)).all())
+        index = torch.as_tensor(given, dtype=torch.long).to(images.device)
     else:
-        index = np.asarray(permutation)
-        valid = index.shape == (h * w,) and np.array_equal(np.sort(index), np.arange(h * w))
+        index = given
     if not valid:
         raise ValueError(f"permutation must hold each of 0..{h * w - 1} once (a permutation of the "
                          f"{h}x{w} pixels); got shape {tuple(index.shape)}")

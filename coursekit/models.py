@@ -122,9 +122,13 @@ def layer_output(model: nn.Module, layer: nn.Module, inputs: torch.Tensor) -> to
         raise ValueError(f"layer {type(layer).__name__} is not a part of the model")
     seen = []
     handle = layer.register_forward_hook(lambda module, args, out: seen.append(out))
+    was_training = model.training
     try:
-        model.eval()
+        model.eval()  # the output the trained model computes (dropout off, batch norm frozen)
         model(inputs)
     finally:
         handle.remove()
+        model.train(was_training)
+    if not seen:
+        raise ValueError(f"layer {type(layer).__name__} is part of the model but its forward pass never calls it")
     return seen[0]

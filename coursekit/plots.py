@@ -151,6 +151,8 @@ def image_grid(images, titles=None, *, ncols: int = 10, size: float = 1.1, cmap:
     images = np.asarray(images.detach().cpu() if hasattr(images, "detach") else images, dtype=float)
     if images.ndim != 3 or len(images) == 0:
         raise ValueError(f"images must have shape (N, H, W) with N >= 1; got {images.shape}")
+    if isinstance(ncols, bool) or not isinstance(ncols, int) or ncols < 1:
+        raise ValueError(f"ncols must be a positive integer; got {ncols!r}")
     if titles is not None and len(titles) != len(images):
         raise ValueError(f"titles must have one entry per image ({len(images)}); got {len(titles)}")
     ncols = min(ncols, len(images))
@@ -179,6 +181,8 @@ def plot_confusion(ax: Axes, matrix, *, title: str = "confusion matrix") -> None
     Only the errors are coloured (the diagonal would swamp the scale); a colour bar gives their scale.
     """
     matrix = np.asarray(matrix.cpu() if hasattr(matrix, "cpu") else matrix)
+    if matrix.ndim != 2 or matrix.shape[0] != matrix.shape[1]:
+        raise ValueError(f"matrix must be square (K, K); got shape {matrix.shape}")
     k = matrix.shape[0]
     errors = matrix.astype(float).copy()
     np.fill_diagonal(errors, np.nan)

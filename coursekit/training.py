@@ -42,8 +42,10 @@ class History:
 
 
 @torch.no_grad()
-def predict(model: nn.Module, images: torch.Tensor, batch_size: int = 2048) -> torch.Tensor:
-    """Predicted classes of uint8 images, computed on the images' device."""
+def predict(model: nn.Module, images: torch.Tensor, batch_size: int | None = None) -> torch.Tensor:
+    """Predicted classes of uint8 images, computed on the images' device (in batches of
+    ``batch_size``: by default 4096 on a GPU, 512 on a CPU, where larger batches run slower)."""
+    batch_size = batch_size or (4096 if images.device.type == "cuda" else 512)
     model.eval()
     out = [model(prepare(images[i : i + batch_size])).argmax(dim=1) for i in range(0, len(images), batch_size)]
     return torch.cat(out) if out else torch.empty(0, dtype=torch.long, device=images.device)
@@ -55,6 +57,11 @@ def accuracy(model: nn.Module, images: torch.Tensor, labels: torch.Tensor) -> fl
 
 def confusion_matrix(predicted: torch.Tensor, labels: torch.Tensor, num_classes: int = 10) -> torch.Tensor:
     """``C[i, j]`` = how many examples of true class ``i`` were predicted as class ``j`` (int64)."""
+    if isinstance(num_classes, bool) or not isinstance(num_classes, int) or num_classes < 1:
+        raise ValueError(f"num_classes must be a positive integer; got {num_classes!r}")
+    for name, t in (("predicted", predicted), ("labels", labels)):
+        if t.dtype.is_floating_point or t.dtype.is_complex or t.dtype == torch.bool:
+            raise ValueError(f"{name} must hold integer class indices; got dtype {t.dtype}")
     if predicted.shape != labels.shape or predicted.ndim != 1:
         raise ValueError(f"predicted and labels must be 1-D of one shape; got {tuple(predicted.shape)} "
                          f"and {tuple(labels.shape)}")

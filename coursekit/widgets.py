@@ -364,15 +364,18 @@ class DigitBrowser:
 
     def _on_subset(self) -> None:
         size = len(self.subsets[self.subset.value])
-        self.position.value = 0
-        self.position.max = max(size - 1, 0)
-        self.update()
+        with self.position.hold_trait_notifications():
+            self.position.value = 0
+            self.position.max = max(size - 1, 0)
+        if self._drawn != (self.subset.value, self.position.value):  # moving the slider already redrew
+            self.update()
 
     def update(self) -> None:
         from matplotlib.figure import Figure
 
         from coursekit import models, plots, training
 
+        self._drawn = (self.subset.value, self.position.value)
         i = self.index
         if i is None:
             self.table.value = "<i>no digit in this subset</i>"

@@ -167,3 +167,297 @@ def test_kernel_explorer_presets_and_typed_kernels_filter_the_photo():
     assert bytes(k.image.value) != before
     k.photo.value = "camera"
     assert k.input.shape == (64, 64)
+
+
+# -- plots shared by stage 04: image grids and confusion matrices -----------------------------------
+
+
+def test_image_grid_draws_each_image_in_rows_of_ncols():
+    from coursekit import plots
+
+    rng = np.random.default_rng(0)
+    images = rng.normal(size=(7, 5, 4))
+    titles = [f"digit {k}" for k in range(7)]
+    fig = plots.image_grid(images, titles, ncols=3, suptitle="seven")
+    assert len(fig.axes) == 7
+    for k, ax in enumerate(fig.axes):
+        assert ax.get_subplotspec().get_geometry()[:2] == (3, 3)  # ceil(7 / 3) rows of 3
+        np.testing.assert_array_equal(ax.images[0].get_array(), images[k])
+        assert ax.images[0].get_cmap().name == "gray"
+        assert ax.get_title() == titles[k]
+        assert len(ax.get_xticks()) == len(ax.get_yticks()) == 0
+    assert fig.get_suptitle() == "seven"
+    assert plots.figure_png(fig).startswith(PNG)
+
+
+def test_image_grid_takes_torch_tensors_and_never_more_columns_than_images():
+    import torch
+
+    from coursekit import plots
+
+    images = torch.arange(2 * 3 * 3, dtype=torch.float32).reshape(2, 3, 3).requires_grad_()
+    fig = plots.image_grid(images, ncols=10)
+    assert [ax.get_subplotspec().get_geometry()[:2] for ax in fig.axes] == [(1, 2), (1, 2)]
+    np.testing.assert_array_equal(fig.axes[1].images[0].get_array(), images[1].detach().numpy())
+    assert all(ax.get_title() == "" for ax in fig.axes)
+
+
+def test_image_grid_centres_filters_on_zero_when_symmetric():
+    from coursekit import plots
+
+    filters = np.array([[[-0.5, 0.1], [0.2, 0.3]], [[0.0, 2.0], [1.0, 0.5]], np.zeros((2, 2))])
+    fig = plots.image_grid(filters, symmetric=True)
+    limits = [ax.images[0].get_clim() for ax in fig.axes]
+    assert limits == [(-0.5, 0.5), (-2.0, 2.0), (-1.0, 1.0)]  # max |w| per filter; 1 for an all-zero one
+    assert all(ax.images[0].get_cmap().name == "RdBu_r" for ax in fig.axes)
+
+
+def test_image_grid_refuses_bad_input_naming_the_argument():
+    from coursekit import plots
+
+    with pytest.raises(ValueError, match=r"^images must have shape \(N, H, W\) with N >= 1; got \(4, 4\)"):
+        plots.image_grid(np.zeros((4, 4)))
+    with pytest.raises(ValueError, match=r"^images must have shape \(N, H, W\) with N >= 1; got \(0, 4, 4\)"):
+        plots.image_grid(np.zeros((0, 4, 4)))
+    with pytest.raises(ValueError, match=r"^titles must have one entry per image \(3\); got 2"):
+        plots.image_grid(np.zeros((3, 4, 4)), titles=["a", "b"])
+
+
+def test_plot_confusion_writes_every_count_and_colours_only_the_errors():
+    import torch
+
+    from coursekit import plots
+
+    rng = np.random.default_rng(1)
+    matrix = rng.integers(0, 50, size=(4, 4))
+    for given in (matrix, torch.from_numpy(matrix)):
+        _, (ax,) = plots.new_figure()
+        plots.plot_confusion(ax, given, title="FC")
+        # each count is written at (column j, row i): predicted across, true down
+        written = {(round(t.get_position()[1]), round(t.get_position()[0])): t for t in ax.texts}
+        assert len(ax.texts) == 16 and set(written) == {(i, j) for i in range(4) for j in range(4)}
+        for (i, j), text in written.items():
+            assert text.get_text() == str(matrix[i, j])
+            assert (text.get_fontweight() == "bold") == (i == j)
+        shown = ax.images[0].get_array()
+        diagonal = np.eye(4, dtype=bool)
+        assert np.ma.getmaskarray(shown)[diagonal].all() and not np.ma.getmaskarray(shown)[~diagonal].any()
+        np.testing.assert_array_equal(np.ma.getdata(shown)[~diagonal], matrix[~diagonal])
+        # the colour scale runs from no error to the largest off-diagonal count, shown by a colour bar
+        assert ax.images[0].get_clim() == (0, matrix[~diagonal].max())
+        assert len(ax.figure.axes) == 2
+        assert (ax.get_xlabel(), ax.get_ylabel(), ax.get_title()) == ("predicted", "true", "FC")
+        assert list(ax.get_xticks()) == list(ax.get_yticks()) == [0, 1, 2, 3]
+
+
+@pytest.mark.parametrize("matrix", [np.diag([5, 7, 9]), np.array([[12]])])
+def test_plot_confusion_draws_a_classifier_without_errors(matrix):
+    from coursekit import plots
+
+    fig, (ax,) = plots.new_figure()
+    plots.plot_confusion(ax, matrix)
+    k = len(matrix)
+    assert sorted(t.get_text() for t in ax.texts) == sorted(str(v) for v in matrix.ravel())
+    assert len(ax.texts) == k * k
+    low, high = ax.images[0].get_clim()
+    assert low == 0 and high > 0  # a usable scale although nothing is wrong
+    assert plots.figure_png(fig).startswith(PNG)
+
+
+# -- stage 04: the digit browser ----------------------------------------------------------------------
+
+
+def _prepared(images):
+    """The documented input transform, by its formula: (x / 255 - mean) / std, one channel."""
+    from coursekit import training
+
+    return ((images.float() / 255.0 - training.MNIST_MEAN) / training.MNIST_STD).unsqueeze(1)
+
+
+@pytest.fixture(scope="module")
+def digits():
+    """200 random 'digits', untrained nets, and what the browser should show, worked out here."""
+    import torch
+
+    from coursekit import models
+
+    g = torch.Generator().manual_seed(0)
+    images = torch.randint(0, 256, (200, 28, 28), generator=g).to(torch.uint8)
+    permutation = torch.randperm(784, generator=g)
+    torch.manual_seed(0)
+    original = {"FC": models.fc_net(), "CNN": models.small_cnn(4)}
+    shuffled = {"FC": models.fc_net(), "CNN": models.small_cnn(4)}
+    flat = images.reshape(200, 784)
+    shuffled_images = torch.empty_like(flat)
+    for j in range(784):  # pixel j of a shuffled digit is pixel permutation[j] of the digit
+        shuffled_images[:, j] = flat[:, int(permutation[j])]
+    shuffled_images = shuffled_images.reshape(200, 28, 28)
+    with torch.no_grad():
+        predictions = {
+            "original": {name: net(_prepared(images)).argmax(dim=1) for name, net in original.items()},
+            "shuffled": {name: net(_prepared(shuffled_images)).argmax(dim=1) for name, net in shuffled.items()},
+        }
+    labels = predictions["original"]["FC"].clone()  # so that the FC net is never wrong on the originals
+    return {"images": images, "labels": labels, "permutation": permutation, "original": original,
+            "shuffled": shuffled, "shuffled_images": shuffled_images, "predictions": predictions}
+
+
+@pytest.fixture(scope="module")
+def _one_browser(digits):
+    from coursekit.widgets import DigitBrowser
+
+    return DigitBrowser(digits["images"], digits["labels"], digits["permutation"],
+                        original=digits["original"], shuffled=digits["shuffled"])
+
+
+@pytest.fixture
+def browser(_one_browser):
+    """One browser for the module (each drawing takes a while), set back to the first of all digits."""
+    _one_browser.subset.value = "all digits"
+    _one_browser.position.value = 0
+    return _one_browser
+
+
+def _wrong(digits, kind, name):
+    return [i for i, (p, t) in enumerate(zip(digits["predictions"][kind][name].tolist(), digits["labels"].tolist()))
+            if p != t]
+
+
+def test_digit_browser_holds_each_nets_predictions_on_its_kind_of_pixels(browser, digits):
+    import torch
+
+    assert torch.equal(browser.shuffled_images, digits["shuffled_images"])
+    for kind in ("original", "shuffled"):
+        assert set(browser.predictions[kind]) == {"FC", "CNN"}
+        for name, expected in digits["predictions"][kind].items():
+            assert browser.predictions[kind][name].tolist() == expected.tolist(), (kind, name)
+
+
+def test_digit_browser_subsets_are_the_digits_each_net_gets_wrong(browser, digits):
+    expected = {"all digits": list(range(200))}
+    for kind in ("original", "shuffled"):
+        for name in ("FC", "CNN"):
+            expected[f"{name} wrong on {kind} pixels"] = _wrong(digits, kind, name)
+    assert {k: v.tolist() for k, v in browser.subsets.items()} == expected
+    assert list(browser.subset.options) == list(browser.subsets)
+    assert expected["FC wrong on original pixels"] == []  # as built
+    assert 0 < len(expected["CNN wrong on original pixels"]) < 200  # a proper subset, to follow below
+
+
+def test_digit_browser_slider_follows_the_subset(browser, digits):
+    import re
+
+    assert (browser.position.value, browser.position.max, browser.index) == (0, 199, 0)
+    wrong = _wrong(digits, "original", "CNN")
+    browser.subset.value = "CNN wrong on original pixels"
+    assert (browser.position.value, browser.position.max) == (0, len(wrong) - 1)
+    assert browser.index == wrong[0]
+    browser.position.value = 3
+    assert browser.index == wrong[3]
+    assert re.search(rf"\b{wrong[3]}, label {int(digits['labels'][wrong[3]])}\b", browser.table.value)
+    browser.subset.value = "all digits"  # from position 3: back to the first, with the slider's full range
+    assert (browser.position.value, browser.position.max, browser.index) == (0, 199, 0)
+    browser.position.value = 7
+    assert browser.index == 7
+
+
+def test_digit_browser_table_names_the_label_and_each_nets_predictions(browser, digits):
+    import re
+
+    for position in (5, 123):
+        browser.position.value = position
+        html = browser.table.value
+        label = int(digits["labels"][position])
+        assert re.search(rf"\b{position}, label {label}\b", html), html  # which digit, and its label
+        for name in ("FC", "CNN"):
+            row = re.search(rf">{name}</th><td style='color:(\w+)[^>]*>(\d+)</td><td style='color:(\w+)[^>]*>(\d+)</td>",
+                            html)
+            assert row, (name, html)
+            for colour, shown, kind in ((row[1], row[2], "original"), (row[3], row[4], "shuffled")):
+                predicted = int(digits["predictions"][kind][name][position])
+                assert int(shown) == predicted
+                assert colour == ("green" if predicted == label else "red")
+
+
+def test_digit_browser_maps_are_the_first_conv_on_the_prepared_digit(browser, digits):
+    import torch
+
+    for position in (0, 42):
+        browser.position.value = position
+        i = browser.index
+        with torch.no_grad():
+            original = digits["original"]["CNN"][0](_prepared(digits["images"][i : i + 1]))[0]
+            shuffled = digits["shuffled"]["CNN"][0](_prepared(digits["shuffled_images"][i : i + 1]))[0]
+        assert browser.maps["original"].shape == (4, 28, 28)
+        torch.testing.assert_close(browser.maps["original"], original)
+        torch.testing.assert_close(browser.maps["shuffled"], shuffled)
+
+
+def test_digit_browser_redraws_when_the_digit_changes(browser):
+    first = bytes(browser.image.value)
+    assert first.startswith(PNG)
+    browser.position.value = 1
+    second = bytes(browser.image.value)
+    assert second.startswith(PNG) and second != first
+
+
+def test_digit_browser_says_so_when_a_subset_is_empty(browser):
+    browser.position.value = 9
+    browser.subset.value = "FC wrong on original pixels"  # no digit: the labels are its predictions
+    assert browser.index is None
+    assert "no digit" in browser.table.value
+    assert browser.maps == {} and bytes(browser.image.value) == b""
+    assert (browser.position.value, browser.position.max) == (0, 0)
+    browser.subset.value = "all digits"  # and it comes back
+    assert browser.index == 0 and bytes(browser.image.value).startswith(PNG)
+    assert set(browser.maps) == {"original", "shuffled"}
+
+
+def test_digit_browser_shows_the_named_cnns_first_layer():
+    import torch
+
+    from coursekit import models
+    from coursekit.widgets import DigitBrowser
+
+    torch.manual_seed(3)
+    images = torch.randint(0, 256, (12, 28, 28), dtype=torch.uint8)
+    lenet, other = models.LeNet5(), models.LeNet5()
+    browser = DigitBrowser(images, torch.zeros(12, dtype=torch.long), torch.arange(784),
+                           original={"LeNet": lenet}, shuffled={"LeNet": other}, cnn="LeNet")
+    padded = torch.nn.functional.pad(_prepared(images[:1]), (2, 2, 2, 2))  # LeNet pads 28x28 to 32x32
+    with torch.no_grad():
+        expected = {"original": lenet.c1(padded)[0], "shuffled": other.c1(padded)[0]}  # identity permutation
+    assert browser.maps["original"].shape == (6, 28, 28)
+    torch.testing.assert_close(browser.maps["original"], expected["original"])
+    torch.testing.assert_close(browser.maps["shuffled"], expected["shuffled"])
+
+
+def test_digit_browser_refuses_bad_input_naming_the_argument(digits):
+    import torch
+
+    from coursekit.widgets import DigitBrowser
+
+    images, labels, p = digits["images"][:10], digits["labels"][:10], digits["permutation"]
+    nets = {"original": digits["original"], "shuffled": digits["shuffled"]}
+    with pytest.raises(ValueError, match=r"^images must be uint8 \(N, H, W\)"):
+        DigitBrowser(images.float(), labels, p, **nets)
+    with pytest.raises(ValueError, match=r"^images must be uint8 \(N, H, W\)"):
+        DigitBrowser(images.reshape(10, 784), labels, p, **nets)
+    with pytest.raises(ValueError, match=r"^labels must have shape \(10,\); got \(9,\)"):
+        DigitBrowser(images, labels[:9], p, **nets)
+    with pytest.raises(ValueError, match="^original and shuffled must name the same nets"):
+        DigitBrowser(images, labels, p, original=digits["original"], shuffled={"CNN": digits["shuffled"]["CNN"]})
+    with pytest.raises(ValueError, match="^original and shuffled must name the same nets, 'LeNet' among them"):
+        DigitBrowser(images, labels, p, cnn="LeNet", **nets)
+    with pytest.raises(ValueError, match="^permutation must hold each of 0..783 once"):
+        DigitBrowser(images, labels, torch.zeros(784, dtype=torch.long), **nets)
+
+
+def test_plots_refuse_a_bad_column_count_and_a_non_square_matrix():
+    from coursekit import plots
+
+    with pytest.raises(ValueError, match="ncols must be a positive integer"):
+        plots.image_grid(np.zeros((2, 3, 3)), ncols=0)
+    fig, (ax,) = plots.new_figure()
+    with pytest.raises(ValueError, match=r"matrix must be square \(K, K\); got shape \(2, 3\)"):
+        plots.plot_confusion(ax, np.zeros((2, 3), dtype=int))
