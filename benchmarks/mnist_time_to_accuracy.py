@@ -18,8 +18,6 @@ time with evaluations is printed too). The target defaults to 99.0 % on a GPU an
 from __future__ import annotations
 
 import argparse
-import time
-
 import numpy as np
 import torch
 from torch import nn
@@ -29,6 +27,7 @@ from timing import machine
 import coursekit
 from coursekit import models, training
 from coursekit.data import load_mnist
+from coursekit.training import synchronized_clock
 
 
 class ExampleNet(nn.Module):
@@ -82,9 +81,9 @@ def example_style(data, device, target, evaluate_every, max_epochs, seed):
         return correct / len(test_set)
 
     trained, step, score = 0.0, 0, 0.0
-    wall_start = sync_clock(device)
+    wall_start = synchronized_clock(device)
     for _ in range(max_epochs):
-        tick = sync_clock(device)
+        tick = synchronized_clock(device)
         for x, y in loader:
             x, y = x.to(device, non_blocking=cuda), y.to(device, non_blocking=cuda)
             optimizer.zero_grad()
@@ -93,32 +92,26 @@ def example_style(data, device, target, evaluate_every, max_epochs, seed):
             optimizer.step()
             step += 1
             if step % evaluate_every == 0:
-                trained += sync_clock(device) - tick
+                trained += synchronized_clock(device) - tick
                 score = evaluate()
                 if score >= target:
-                    return trained, sync_clock(device) - wall_start, step, score
-                tick = sync_clock(device)
-        trained += sync_clock(device) - tick
+                    return trained, synchronized_clock(device) - wall_start, step, score
+                tick = synchronized_clock(device)
+        trained += synchronized_clock(device) - tick
         scheduler.step()
-    return None, sync_clock(device) - wall_start, step, score
+    return None, synchronized_clock(device) - wall_start, step, score
 
 
 def coursekit_loop(data, device, target, evaluate_every, max_epochs, seed, width, batch_size, lr):
     torch.manual_seed(seed)
     model = models.small_cnn(width)
-    wall_start = sync_clock(device)
+    wall_start = synchronized_clock(device)
     history = training.fit(model, data.train_images, data.train_labels, epochs=max_epochs, batch_size=batch_size,
                            lr=lr, test=(data.test_images, data.test_labels), seed=seed, target_accuracy=target,
                            evaluate_every=evaluate_every, quiet=True)
-    wall = sync_clock(device) - wall_start
+    wall = synchronized_clock(device) - wall_start
     step, trained, score = history.reached or history.evaluations[-1]
     return (trained if history.reached else None), wall, step, score
-
-
-def sync_clock(device) -> float:
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
-    return time.perf_counter()
 
 
 def warm_up(device) -> None:
@@ -126,7 +119,7 @@ def warm_up(device) -> None:
     for net in (ExampleNet(), models.small_cnn(8)):
         net = net.to(device)
         net(torch.zeros(64, 1, 28, 28, device=device)).sum().backward()
-    sync_clock(device)
+    synchronized_clock(device)
 
 
 def main() -> None:

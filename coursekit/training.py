@@ -25,6 +25,13 @@ def prepare(images: torch.Tensor, mean: float = MNIST_MEAN, std: float = MNIST_S
     return ((images.float() / 255.0 - mean) / std).unsqueeze(1)
 
 
+def synchronized_clock(device: torch.device) -> float:
+    """``time.perf_counter()`` once the work queued on ``device`` is done (CUDA runs asynchronously)."""
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+    return time.perf_counter()
+
+
 @dataclass
 class History:
     """Per epoch: the mean training loss, the test accuracy (if a test set was given), the seconds.
@@ -122,11 +129,6 @@ def fit(
     history = History()
     trained = 0.0  # seconds spent training, evaluations left out
 
-    def clock() -> float:
-        if device.type == "cuda":
-            torch.cuda.synchronize(device)
-        return time.perf_counter()
-
     def evaluate(step: int) -> bool:
         score = accuracy(model, *test)
         history.evaluations.append((step, trained, score))
@@ -143,7 +145,7 @@ def fit(
             model.train()
             order = torch.randperm(len(images), device=device, generator=generator)
             total, count = torch.zeros((), device=device), 0
-            tick = clock()
+            tick = synchronized_clock(device)
             for i in range(0, len(images), batch_size):
                 index = order[i : i + batch_size]
                 with torch.autocast(device.type, dtype=torch.bfloat16, enabled=amp):
@@ -158,12 +160,12 @@ def fit(
                 step += 1
                 bar.update(1)
                 if evaluate_every is not None and step % evaluate_every == 0:
-                    trained += clock() - tick
+                    trained += synchronized_clock(device) - tick
                     done = evaluate(step)
-                    tick = clock()
+                    tick = synchronized_clock(device)
                     if done:
                         break
-            trained += clock() - tick
+            trained += synchronized_clock(device) - tick
             history.train_loss.append(float(total.item()) / count)
             if test is not None:
                 if not done and (evaluate_every is None or step % evaluate_every):
