@@ -396,13 +396,11 @@ class DigitBrowser:
                             f"“{self.subset.value}”)<table><tr><th>prediction</th><th>original pixels</th>"
                             f"<th>shuffled pixels</th></tr>{''.join(rows)}</table>")
         self.maps = {}
-        for kind, pixels in (("original", self.images), ("shuffled", self.shuffled_images)):
-            net = self.nets[kind][self.cnn]
-            self.maps[kind] = models.layer_output(net, models.first_conv(net), training.prepare(pixels[i : i + 1]))[0]
         fig = Figure(figsize=(1.1 * (self.MAPS + 1), 2.6), layout="constrained")
         grid = fig.add_gridspec(2, self.MAPS + 1)
-        for row, kind in enumerate(("original", "shuffled")):
-            pixels = self.images if kind == "original" else self.shuffled_images
+        for row, (kind, pixels) in enumerate((("original", self.images), ("shuffled", self.shuffled_images))):
+            net = self.nets[kind][self.cnn]
+            self.maps[kind] = models.layer_output(net, models.first_conv(net), training.prepare(pixels[i : i + 1]))[0]
             ax = fig.add_subplot(grid[row, 0])
             ax.imshow(pixels[i].cpu().numpy(), cmap="gray")
             ax.set_title(kind, fontsize=9)
@@ -411,9 +409,9 @@ class DigitBrowser:
                 ax_map = fig.add_subplot(grid[row, k + 1])
                 ax_map.imshow(maps[k], cmap="RdBu_r", vmin=-abs(maps[k]).max(), vmax=abs(maps[k]).max())
                 ax_map.set_title(f"map {k}", fontsize=9)
-            for ax_any in fig.axes:
-                ax_any.set_xticks([])
-                ax_any.set_yticks([])
+        for ax in fig.axes:
+            ax.set_xticks([])
+            ax.set_yticks([])
         count = len(self.maps["original"])
         fig.suptitle(f"{self.cnn}'s first-layer feature maps ({min(self.MAPS, count)} of {count}; red positive, "
                      "blue negative): trained on original pixels (top), on shuffled pixels (bottom)", fontsize=9)
