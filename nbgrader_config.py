@@ -19,9 +19,25 @@ c.CourseDirectory.ignore = [".ipynb_checkpoints", "*.pyc", "__pycache__", "feedb
 c.Execute.timeout = 120
 c.Execute.interrupt_on_timeout = True
 
-# The stub left in each answer cell of a release: its error says what to do when a test calls it.
-STUB = 'raise NotImplementedError("not answered yet: write your code here, in place of this line")'
+# The stub left in each answer cell of a release: its error names the exercise ("Exercise 1.2
+# (softmax-impl)", filled in by coursekit.course.nbgrader_ext.NamedStubs) and says what to do.
+STUB = 'raise NotImplementedError("{exercise} is not answered yet: write your code here, in place of this line")'
 c.ClearSolutions.code_stub = {"python": "# YOUR CODE HERE\n" + STUB}
+# nbgrader's generate_assignment steps, with NamedStubs in place of ClearSolutions.
+c.GenerateAssignment.preprocessors = [
+    "nbgrader.preprocessors.IncludeHeaderFooter",
+    "nbgrader.preprocessors.InstantiateTests",
+    "nbgrader.preprocessors.LockCells",
+    "coursekit.course.nbgrader_ext.NamedStubs",
+    "nbgrader.preprocessors.ClearOutput",
+    "nbgrader.preprocessors.CheckCellMetadata",
+    "nbgrader.preprocessors.ComputeChecksums",
+    "nbgrader.preprocessors.SaveCells",
+    "nbgrader.preprocessors.ClearHiddenTests",
+    "nbgrader.preprocessors.ClearMarkScheme",
+    "nbgrader.preprocessors.ComputeChecksums",
+    "nbgrader.preprocessors.CheckCellMetadata",
+]
 
 # Any stderr output in a test cell scores 0 (nbgrader treats it as an error). Drop known benign
 # library messages that can appear the first time a machine runs the course.
@@ -39,6 +55,6 @@ c.IgnorePattern.pattern = (
 c.GenerateFeedback.preprocessors = [
     "nbgrader.preprocessors.GetGrades",
     "nbgrader.preprocessors.ClearHiddenTests",
-    "coursekit.nbgrader_ext.StripTracebacks",
+    "coursekit.course.nbgrader_ext.StripTracebacks",
     "nbconvert.preprocessors.CSSHTMLHeaderPreprocessor",
 ]

@@ -1,4 +1,4 @@
-"""Time per training step of the two-layer net: hand-written backprop vs coursekit.autodiff vs torch.
+"""Time per training step of the two-layer net: hand-written backprop vs coursekit.nets.autodiff vs torch.
 
 One step = forward, loss with weight decay, all gradients, a gradient-descent update. Batch 256,
 hidden 100, 10 classes, inputs of 2 and of 784 dimensions, float64 throughout (the engine's dtype),
@@ -17,14 +17,14 @@ import torch
 
 from timing import machine, median_seconds
 
-from coursekit import autodiff, nn
+from coursekit.nets import autodiff, ops, backprop
 
 N, H, K, LAM, LR = 256, 100, 10, 1e-3, 0.1
 
 
 def problem(D: int, seed: int = 0):
     g = np.random.default_rng(seed)
-    return g.normal(size=(N, D)), np.eye(K)[g.integers(0, K, size=N)], nn.init_params(D, H, K, g, scale=0.05)
+    return g.normal(size=(N, D)), np.eye(K)[g.integers(0, K, size=N)], backprop.init_params(D, H, K, g, scale=0.05)
 
 
 def handwritten(X, T, params):
@@ -32,8 +32,8 @@ def handwritten(X, T, params):
 
     def step():
         nonlocal state
-        _, grads = nn.loss_and_grads(X, T, state, LAM)
-        state = nn.gd_step(state, grads, LR)
+        _, grads = backprop.loss_and_grads(X, T, state, LAM)
+        state = backprop.gd_step(state, grads, LR)
     return step
 
 
@@ -42,7 +42,7 @@ def engine(X, T, params):
     W1, b1, W2, b2 = P
 
     def step():
-        L = autodiff.loss(autodiff.model(X, ((W1, b1), (W2, b2))), T, (W1, W2), LAM)
+        L = ops.loss(ops.model(X, ((W1, b1), (W2, b2))), T, (W1, W2), LAM)
         autodiff.backward(L)
         for p in P:
             p.value -= LR * p.grad

@@ -1,4 +1,4 @@
-"""Time of one convolution layer's forward + backward: coursekit.conv (numpy, im2col) vs torch on the CPU.
+"""Time of one convolution layer's forward + backward: coursekit.convolution.layer (numpy, im2col) vs torch on the CPU.
 
 Layers (float32, 3x3, stride 1, padding 1): LeNet-sized (batch 64, 16 -> 32 channels, 28x28) and a
 larger one (batch 32, 64 -> 128 channels, 56x56). Prints the median time and the ratio to torch,
@@ -16,7 +16,7 @@ import torch
 
 from timing import machine, median_seconds
 
-from coursekit import conv
+from coursekit.convolution import layer
 
 LAYERS = {
     "LeNet-sized 64x16x28x28 -> 32": (64, 16, 32, 28),
@@ -38,8 +38,8 @@ def main() -> None:
         dout = rng.normal(size=(N, F, S, S)).astype(np.float32)
 
         def ours():
-            _, cache = conv.conv_forward(x, w, b, 1, 1)
-            conv.conv_backward(dout, cache)
+            _, cache = layer.conv_forward(x, w, b, 1, 1)
+            layer.conv_backward(dout, cache)
 
         xt = torch.tensor(x, requires_grad=True)
         wt = torch.tensor(w, requires_grad=True)

@@ -1,7 +1,7 @@
 """Wall time to a target MNIST test accuracy: coursekit's training loop vs a loop in the style of
 PyTorch's official MNIST example, both on one device in this one run.
 
-- coursekit: ``coursekit.training.fit`` on ``coursekit.models.small_cnn`` — the uint8 images resident on
+- coursekit: ``coursekit.nets.training.fit`` on ``coursekit.nets.models.small_cnn`` — the uint8 images resident on
   the device, normalised per batch there, Adam with a cosine schedule, bfloat16 autocast on CUDA.
 - example-style baseline: a ``Dataset`` that turns each image into a normalised float tensor as it is
   read (like torchvision's ``ToTensor`` + ``Normalize``), a ``DataLoader`` (batch 64, shuffled, one
@@ -25,9 +25,9 @@ from torch import nn
 from timing import machine
 
 import coursekit
-from coursekit import models, training
+from coursekit.nets import models, training
 from coursekit.data import load_mnist
-from coursekit.training import synchronized_clock
+from coursekit.nets.training import synchronized_clock
 
 
 class ExampleNet(nn.Module):

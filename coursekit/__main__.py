@@ -1,5 +1,5 @@
 import sys
 
-from coursekit.cli import main
+from coursekit.course.cli import main
 
 sys.exit(main())

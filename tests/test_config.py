@@ -91,12 +91,12 @@ def test_ignore_pattern_drops_benign_noise_only(nbgrader_config):
 def test_feedback_clears_hidden_tests_and_tracebacks(nbgrader_config):
     steps = nbgrader_config.GenerateFeedback.preprocessors
     assert "nbgrader.preprocessors.ClearHiddenTests" in steps
-    assert "coursekit.nbgrader_ext.StripTracebacks" in steps
+    assert "coursekit.course.nbgrader_ext.StripTracebacks" in steps
     assert steps.index("nbgrader.preprocessors.GetGrades") < steps.index("nbgrader.preprocessors.ClearHiddenTests")
 
 
 def test_strip_tracebacks_keeps_only_the_message_of_every_error():
-    from coursekit.nbgrader_ext import StripTracebacks
+    from coursekit.course.nbgrader_ext import StripTracebacks
 
     error = nbformat.v4.new_output("error", ename="CheckFailed", evalue="softmax: 2 of 6 entries are wrong",
                                    traceback=["Traceback", "check_close(Y, secret_expected_values)"])

@@ -1,4 +1,4 @@
-"""coursekit.conv against independent oracles, and the properties that define an LTI system.
+"""coursekit.convolution against independent oracles, and the properties that define an LTI system.
 
 Oracles: ``np.convolve`` (1-D), ``scipy.signal.convolve2d`` / ``correlate2d`` (2-D),
 ``scipy.signal.windows.gaussian`` (kernels), ``torch.nn.functional`` ``conv2d`` / ``unfold`` /
@@ -24,8 +24,8 @@ import scipy.signal
 import torch
 import torch.nn.functional as tF
 
-from coursekit import autodiff as ad
-from coursekit import conv
+from coursekit.nets import autodiff as ad, ops
+from coursekit.convolution import filters, layer, signals
 from coursekit.grading import scaled_error
 
 ORACLE_TOL = 1e-10  # numpy / scipy / torch vs coursekit, float64
@@ -106,49 +106,49 @@ def shift_by_definition(x, k):
 @pytest.mark.parametrize("n", (1, 2, 7))
 def test_impulse_is_a_row_of_the_identity(n):
     for k in range(n):
-        d = conv.impulse(n, k)
+        d = signals.impulse(n, k)
         assert d.shape == (n,)
         np.testing.assert_array_equal(d, np.eye(n)[k])
 
 
 def test_impulse_default_position_is_zero():
-    np.testing.assert_array_equal(conv.impulse(4), [1.0, 0.0, 0.0, 0.0])
+    np.testing.assert_array_equal(signals.impulse(4), [1.0, 0.0, 0.0, 0.0])
 
 
 @pytest.mark.parametrize("n, k", [(5, 5), (5, -1), (5, 9), (1, 1), (0, 0)])
 def test_impulse_outside_the_signal_raises(n, k):
     with pytest.raises(ValueError, match=r"\bk\b"):
-        conv.impulse(n, k)
+        signals.impulse(n, k)
 
 
 @pytest.mark.parametrize("k", [0, 1, 3, 6, 7, 8, 20, -1, -3, -6, -7, -8, -20])
 def test_shift_matches_its_definition(k):
     """Delays for k > 0, advances for k < 0, zero-filled; shifts past the length give zeros."""
     x = np.random.default_rng(abs(k)).standard_normal(7)
-    got = conv.shift(x, k)
+    got = signals.shift(x, k)
     assert got.shape == x.shape
     np.testing.assert_array_equal(got, shift_by_definition(x, k))
 
 
 def test_shift_delays_advances_and_zero_fills():
     x = np.array([1.0, 2.0, 3.0, 4.0])
-    np.testing.assert_array_equal(conv.shift(x, 1), [0.0, 1.0, 2.0, 3.0])  # delay
-    np.testing.assert_array_equal(conv.shift(x, -1), [2.0, 3.0, 4.0, 0.0])  # advance
-    np.testing.assert_array_equal(conv.shift(x, 4), np.zeros(4))
-    np.testing.assert_array_equal(conv.shift(x, -4), np.zeros(4))
-    np.testing.assert_array_equal(conv.shift(x, -5), np.zeros(4))
+    np.testing.assert_array_equal(signals.shift(x, 1), [0.0, 1.0, 2.0, 3.0])  # delay
+    np.testing.assert_array_equal(signals.shift(x, -1), [2.0, 3.0, 4.0, 0.0])  # advance
+    np.testing.assert_array_equal(signals.shift(x, 4), np.zeros(4))
+    np.testing.assert_array_equal(signals.shift(x, -4), np.zeros(4))
+    np.testing.assert_array_equal(signals.shift(x, -5), np.zeros(4))
 
 
 def test_shift_does_not_modify_its_input():
     x = np.arange(1.0, 6.0)
-    conv.shift(x, 2)
-    conv.shift(x, -2)
+    signals.shift(x, 2)
+    signals.shift(x, -2)
     np.testing.assert_array_equal(x, np.arange(1.0, 6.0))
 
 
 def test_shift_rejects_a_fractional_shift():
     with pytest.raises(ValueError, match=r"\bk\b"):
-        conv.shift(np.ones(4), 1.5)
+        signals.shift(np.ones(4), 1.5)
 
 
 # -- 1-D convolution against np.convolve -------------------------------------------------------------
@@ -157,38 +157,38 @@ def test_shift_rejects_a_fractional_shift():
 LENGTHS = [(8, 3), (3, 8), (5, 5), (1, 4), (4, 1), (1, 1), (6, 2), (2, 6), (9, 4), (4, 9), (10, 7)]
 
 
-@pytest.mark.parametrize("mode", conv.MODES)
+@pytest.mark.parametrize("mode", signals.MODES)
 @pytest.mark.parametrize("lengths", LENGTHS, ids=[f"x{a}-h{b}" for a, b in LENGTHS])
 def test_convolve_matches_numpy(lengths, mode):
     rng = np.random.default_rng(lengths[0] * 31 + lengths[1])
     x, h = rng.standard_normal(lengths[0]), rng.standard_normal(lengths[1])
     expected = np.convolve(x, h, mode)
-    got = conv.convolve(x, h, mode)
+    got = signals.convolve(x, h, mode)
     assert got.shape == expected.shape, f"{mode}: shape {got.shape} != numpy's {expected.shape}"
     np.testing.assert_allclose(got, expected, rtol=ORACLE_TOL, atol=ORACLE_TOL)
 
 
 def test_convolve_defaults_to_full():
     x, h = np.array([1.0, 2.0, 3.0]), np.array([1.0, -1.0])
-    np.testing.assert_allclose(conv.convolve(x, h), np.convolve(x, h, "full"))
+    np.testing.assert_allclose(signals.convolve(x, h), np.convolve(x, h, "full"))
 
 
 def test_convolve_accepts_integer_lists():
     x, h = [1, 2, 3, 4], [2, 0, -1]
-    got = conv.convolve(x, h)
+    got = signals.convolve(x, h)
     assert np.issubdtype(got.dtype, np.floating)
     np.testing.assert_allclose(got, np.convolve(x, h).astype(float))
 
 
-@pytest.mark.parametrize("mode", conv.MODES)
+@pytest.mark.parametrize("mode", signals.MODES)
 @pytest.mark.parametrize("seed", SEEDS)
 def test_convolve_is_linear_in_the_signal(seed, mode):
     rng = np.random.default_rng(seed)
     x, y, h = rng.standard_normal(12), rng.standard_normal(12), rng.standard_normal(int(rng.integers(1, 6)))
     a, b = rng.standard_normal(2)
     np.testing.assert_allclose(
-        conv.convolve(a * x + b * y, h, mode),
-        a * conv.convolve(x, h, mode) + b * conv.convolve(y, h, mode),
+        signals.convolve(a * x + b * y, h, mode),
+        a * signals.convolve(x, h, mode) + b * signals.convolve(y, h, mode),
         rtol=1e-10, atol=1e-12,
     )
 
@@ -196,7 +196,7 @@ def test_convolve_is_linear_in_the_signal(seed, mode):
 @pytest.mark.parametrize("mode", ["circular", "bogus", "", None])
 def test_convolve_rejects_a_bad_mode_naming_it(mode):
     with pytest.raises(ValueError, match=re.escape(repr(mode))):
-        conv.convolve(np.ones(4), np.ones(2), mode)
+        signals.convolve(np.ones(4), np.ones(2), mode)
 
 
 @pytest.mark.parametrize(
@@ -207,18 +207,18 @@ def test_convolve_rejects_a_bad_mode_naming_it(mode):
 )
 def test_convolve_rejects_non_1d_or_non_numeric_signals(x, h):
     with pytest.raises(ValueError, match="1-D"):
-        conv.convolve(x, h)
+        signals.convolve(x, h)
 
 
 def test_shift_rejects_a_non_1d_signal():
     with pytest.raises(ValueError, match="1-D"):
-        conv.shift(np.ones((2, 3)), 1)
+        signals.shift(np.ones((2, 3)), 1)
 
 
 @pytest.mark.parametrize("x, h", [(np.array([]), np.ones(2)), (np.ones(2), np.array([]))])
 def test_convolve_rejects_empty_signals(x, h):
     with pytest.raises(ValueError, match="empty"):
-        conv.convolve(x, h)
+        signals.convolve(x, h)
 
 
 # -- LTI systems ------------------------------------------------------------------------------------
@@ -241,40 +241,40 @@ def add_one(x):
 
 
 def test_moving_average_is_linear_and_time_invariant():
-    assert conv.is_linear(moving_average) is True
-    assert conv.is_time_invariant(moving_average) is True
+    assert signals.is_linear(moving_average) is True
+    assert signals.is_time_invariant(moving_average) is True
 
 
 def test_squaring_is_not_linear_but_is_time_invariant():
-    assert conv.is_linear(squaring) is False
-    assert conv.is_time_invariant(squaring) is True
+    assert signals.is_linear(squaring) is False
+    assert signals.is_time_invariant(squaring) is True
 
 
 def test_time_varying_gain_is_linear_but_not_time_invariant():
-    assert conv.is_linear(time_varying_gain) is True
-    assert conv.is_time_invariant(time_varying_gain) is False
+    assert signals.is_linear(time_varying_gain) is True
+    assert signals.is_time_invariant(time_varying_gain) is False
 
 
 def test_an_offset_is_not_linear():
-    assert conv.is_linear(add_one) is False
+    assert signals.is_linear(add_one) is False
 
 
 def test_a_reversal_is_linear_but_not_time_invariant():
-    assert conv.is_linear(lambda x: np.asarray(x)[::-1]) is True
-    assert conv.is_time_invariant(lambda x: np.asarray(x)[::-1]) is False
+    assert signals.is_linear(lambda x: np.asarray(x)[::-1]) is True
+    assert signals.is_time_invariant(lambda x: np.asarray(x)[::-1]) is False
 
 
 @pytest.mark.parametrize("seed", SEEDS)
 def test_convolution_with_any_kernel_is_lti(seed):
     h = np.random.default_rng(seed).standard_normal(int(1 + 2 * seed % 7))
-    same = lambda x: conv.convolve(x, h, "same")  # noqa: E731
-    assert conv.is_linear(same, seed=seed) is True
-    assert conv.is_time_invariant(same, seed=seed) is True
+    same = lambda x: signals.convolve(x, h, "same")  # noqa: E731
+    assert signals.is_linear(same, seed=seed) is True
+    assert signals.is_time_invariant(same, seed=seed) is True
 
 
 def test_is_time_invariant_needs_room_for_its_shifts():
     with pytest.raises(ValueError, match=r"\bn\b"):
-        conv.is_time_invariant(moving_average, n=16)  # largest shift 7: needs n > 16
+        signals.is_time_invariant(moving_average, n=16)  # largest shift 7: needs n > 16
 
 
 @pytest.mark.parametrize("seed", SEEDS)
@@ -284,23 +284,23 @@ def test_impulse_response_of_a_black_box_recovers_h(seed):
     n = 16
     h = rng.standard_normal(int(rng.integers(1, 8)))
     black_box = lambda x: np.convolve(x, h, "full")[: len(x)]  # noqa: E731
-    recovered = conv.impulse_response(black_box, n)
+    recovered = signals.impulse_response(black_box, n)
     np.testing.assert_allclose(recovered, np.concatenate([h, np.zeros(n - h.size)]), rtol=0, atol=1e-15)
     for _ in range(3):
         x = rng.standard_normal(n)
-        np.testing.assert_allclose(conv.convolve(x, recovered)[:n], black_box(x), rtol=1e-10, atol=1e-12)
-        np.testing.assert_allclose(conv.convolve(x, h)[:n], black_box(x), rtol=1e-10, atol=1e-12)
+        np.testing.assert_allclose(signals.convolve(x, recovered)[:n], black_box(x), rtol=1e-10, atol=1e-12)
+        np.testing.assert_allclose(signals.convolve(x, h)[:n], black_box(x), rtol=1e-10, atol=1e-12)
 
 
 def test_impulse_response_of_a_coursekit_convolution():
     h = np.array([0.5, -1.0, 2.0])
-    recovered = conv.impulse_response(lambda x: conv.convolve(x, h, "full")[: len(x)], 6)
+    recovered = signals.impulse_response(lambda x: signals.convolve(x, h, "full")[: len(x)], 6)
     np.testing.assert_allclose(recovered, [0.5, -1.0, 2.0, 0.0, 0.0, 0.0], rtol=0, atol=1e-15)
 
 
 def test_impulse_response_rejects_a_system_with_non_1d_output():
     with pytest.raises(ValueError, match="1-D"):
-        conv.impulse_response(lambda x: np.outer(x, x), 4)
+        signals.impulse_response(lambda x: np.outer(x, x), 4)
 
 
 # -- 2-D images against scipy ------------------------------------------------------------------------
@@ -308,14 +308,14 @@ def test_impulse_response_rejects_a_system_with_non_1d_output():
 KERNEL_SHAPES = [(1, 1), (3, 3), (5, 5), (2, 2), (4, 4), (2, 3), (3, 2), (4, 1), (1, 4), (5, 2)]
 
 
-@pytest.mark.parametrize("mode", conv.MODES)
+@pytest.mark.parametrize("mode", signals.MODES)
 @pytest.mark.parametrize("kshape", KERNEL_SHAPES, ids=[f"{a}x{b}" for a, b in KERNEL_SHAPES])
 def test_convolve2d_and_correlate2d_match_scipy(kshape, mode):
     rng = np.random.default_rng(kshape[0] * 10 + kshape[1])
     x = rng.standard_normal((7, 9))  # non-square
     k = rng.standard_normal(kshape)
-    for name, ours, theirs in (("convolve2d", conv.convolve2d, scipy.signal.convolve2d),
-                               ("correlate2d", conv.correlate2d, scipy.signal.correlate2d)):
+    for name, ours, theirs in (("convolve2d", filters.convolve2d, scipy.signal.convolve2d),
+                               ("correlate2d", filters.correlate2d, scipy.signal.correlate2d)):
         expected = theirs(x, k, mode=mode)
         got = ours(x, k, mode)
         assert got.shape == expected.shape, f"{name} {mode}: shape {got.shape} != scipy's {expected.shape}"
@@ -325,8 +325,8 @@ def test_convolve2d_and_correlate2d_match_scipy(kshape, mode):
 def test_2d_default_mode_is_same():
     rng = np.random.default_rng(1)
     x, k = rng.standard_normal((6, 5)), rng.standard_normal((2, 3))
-    np.testing.assert_allclose(conv.convolve2d(x, k), scipy.signal.convolve2d(x, k, mode="same"), atol=1e-12)
-    np.testing.assert_allclose(conv.correlate2d(x, k), scipy.signal.correlate2d(x, k, mode="same"), atol=1e-12)
+    np.testing.assert_allclose(filters.convolve2d(x, k), scipy.signal.convolve2d(x, k, mode="same"), atol=1e-12)
+    np.testing.assert_allclose(filters.correlate2d(x, k), scipy.signal.correlate2d(x, k, mode="same"), atol=1e-12)
 
 
 @pytest.mark.parametrize("mode", ("full", "valid"))
@@ -334,27 +334,27 @@ def test_2d_default_mode_is_same():
 def test_convolution_is_correlation_with_the_kernel_flipped(kshape, mode):
     rng = np.random.default_rng(kshape[0] + 7 * kshape[1])
     x, k = rng.standard_normal((8, 6)), rng.standard_normal(kshape)
-    np.testing.assert_allclose(conv.convolve2d(x, k, mode), conv.correlate2d(x, k[::-1, ::-1], mode), atol=1e-12)
-    np.testing.assert_allclose(conv.convolve2d(x, k, mode), scipy.signal.correlate2d(x, k[::-1, ::-1], mode),
+    np.testing.assert_allclose(filters.convolve2d(x, k, mode), filters.correlate2d(x, k[::-1, ::-1], mode), atol=1e-12)
+    np.testing.assert_allclose(filters.convolve2d(x, k, mode), scipy.signal.correlate2d(x, k[::-1, ::-1], mode),
                                atol=1e-12)
     # and a kernel without symmetry does tell them apart
-    assert not np.allclose(conv.convolve2d(x, k, mode), conv.correlate2d(x, k, mode))
+    assert not np.allclose(filters.convolve2d(x, k, mode), filters.correlate2d(x, k, mode))
 
 
-SYMMETRIC = {"box3": conv.box(3), "box5": conv.box(5), "gaussian1": conv.gaussian(1.0),
-             "gaussian0.7": conv.gaussian(0.7), "laplacian": conv.LAPLACIAN}
+SYMMETRIC = {"box3": filters.box(3), "box5": filters.box(5), "gaussian1": filters.gaussian(1.0),
+             "gaussian0.7": filters.gaussian(0.7), "laplacian": filters.LAPLACIAN}
 
 
-@pytest.mark.parametrize("mode", conv.MODES)
+@pytest.mark.parametrize("mode", signals.MODES)
 @pytest.mark.parametrize("name", SYMMETRIC)
 def test_convolution_equals_correlation_for_symmetric_kernels(name, mode):
     x = np.random.default_rng(3).standard_normal((11, 13))
     k = SYMMETRIC[name]
-    np.testing.assert_allclose(conv.convolve2d(x, k, mode), conv.correlate2d(x, k, mode), rtol=1e-12, atol=1e-12)
-    np.testing.assert_allclose(conv.convolve2d(x, k, mode), scipy.signal.convolve2d(x, k, mode), rtol=1e-10, atol=1e-12)
+    np.testing.assert_allclose(filters.convolve2d(x, k, mode), filters.correlate2d(x, k, mode), rtol=1e-12, atol=1e-12)
+    np.testing.assert_allclose(filters.convolve2d(x, k, mode), scipy.signal.convolve2d(x, k, mode), rtol=1e-10, atol=1e-12)
 
 
-@pytest.mark.parametrize("mode", conv.MODES)
+@pytest.mark.parametrize("mode", signals.MODES)
 @pytest.mark.parametrize("seed", SEEDS)
 def test_convolve2d_is_linear_in_the_image(seed, mode):
     rng = np.random.default_rng(seed)
@@ -362,7 +362,7 @@ def test_convolve2d_is_linear_in_the_image(seed, mode):
     k = rng.standard_normal(tuple(rng.integers(1, 5, size=2)))
     a, b = rng.standard_normal(2)
     np.testing.assert_allclose(
-        conv.convolve2d(a * x + b * y, k, mode), a * conv.convolve2d(x, k, mode) + b * conv.convolve2d(y, k, mode),
+        filters.convolve2d(a * x + b * y, k, mode), a * filters.convolve2d(x, k, mode) + b * filters.convolve2d(y, k, mode),
         rtol=1e-10, atol=1e-12,
     )
 
@@ -374,8 +374,8 @@ def test_convolve2d_same_is_translation_equivariant_away_from_the_border(kshape,
     rng = np.random.default_rng(kshape[0] * 100 + kshape[1] * 10 + offset[0] % 7)
     x = np.pad(rng.standard_normal((8, 9)), 6)  # 20 x 21, zero in a 6-pixel frame
     k = rng.standard_normal(kshape)
-    shifted_then_convolved = conv.convolve2d(np.roll(x, offset, axis=(0, 1)), k, "same")
-    convolved_then_shifted = np.roll(conv.convolve2d(x, k, "same"), offset, axis=(0, 1))
+    shifted_then_convolved = filters.convolve2d(np.roll(x, offset, axis=(0, 1)), k, "same")
+    convolved_then_shifted = np.roll(filters.convolve2d(x, k, "same"), offset, axis=(0, 1))
     np.testing.assert_allclose(shifted_then_convolved, convolved_then_shifted, rtol=1e-12, atol=1e-12)
 
 
@@ -386,8 +386,8 @@ def test_translation_equivariance_breaks_at_the_border(offset):
     x = rng.standard_normal((12, 14))
     k = rng.standard_normal((3, 3))
     r = 1  # kernel radius
-    a = conv.convolve2d(np.roll(x, offset, axis=(0, 1)), k, "same")
-    b = np.roll(conv.convolve2d(x, k, "same"), offset, axis=(0, 1))
+    a = filters.convolve2d(np.roll(x, offset, axis=(0, 1)), k, "same")
+    b = np.roll(filters.convolve2d(x, k, "same"), offset, axis=(0, 1))
     mi, mj = abs(offset[0]) + r, abs(offset[1]) + r
     inside = (slice(mi, x.shape[0] - mi), slice(mj, x.shape[1] - mj))
     np.testing.assert_allclose(a[inside], b[inside], rtol=1e-12, atol=1e-12)
@@ -398,7 +398,7 @@ def test_translation_equivariance_breaks_at_the_border(offset):
 
 @pytest.mark.parametrize("mode", ["circular", "bogus", "Same!"])
 def test_2d_bad_mode_raises_naming_it(mode):
-    for f in (conv.convolve2d, conv.correlate2d):
+    for f in (filters.convolve2d, filters.correlate2d):
         with pytest.raises(ValueError, match=re.escape(repr(mode))):
             f(np.ones((4, 4)), np.ones((2, 2)), mode)
 
@@ -406,7 +406,7 @@ def test_2d_bad_mode_raises_naming_it(mode):
 @pytest.mark.parametrize("image, kernel", [(np.ones(5), np.ones((2, 2))), (np.ones((4, 4)), np.ones(3)),
                                            (np.ones((2, 3, 4)), np.ones((2, 2)))])
 def test_2d_rejects_non_2d_arrays(image, kernel):
-    for f in (conv.convolve2d, conv.correlate2d):
+    for f in (filters.convolve2d, filters.correlate2d):
         with pytest.raises(ValueError, match="2-D"):
             f(image, kernel)
 
@@ -416,19 +416,19 @@ def test_2d_rejects_non_2d_arrays(image, kernel):
 
 @pytest.mark.parametrize("size", (1, 2, 3, 5))
 def test_box_is_a_constant_average(size):
-    k = conv.box(size)
+    k = filters.box(size)
     assert k.shape == (size, size)
     assert math.isclose(k.sum(), 1.0, rel_tol=1e-12)
     np.testing.assert_allclose(k, np.full((size, size), 1.0 / size**2), rtol=1e-12)
 
 
 def test_box_default_is_3x3():
-    assert conv.box().shape == (3, 3)
+    assert filters.box().shape == (3, 3)
 
 
 @pytest.mark.parametrize("sigma", (0.3, 0.5, 1.0, 1.3, 2.0))
 def test_gaussian_default_size_normalisation_and_symmetry(sigma):
-    k = conv.gaussian(sigma)
+    k = filters.gaussian(sigma)
     size = 2 * math.ceil(3 * sigma) + 1
     assert k.shape == (size, size)
     assert math.isclose(k.sum(), 1.0, rel_tol=1e-12)
@@ -442,7 +442,7 @@ def test_gaussian_default_size_normalisation_and_symmetry(sigma):
 
 @pytest.mark.parametrize("sigma, size", [(1.0, 3), (1.0, 4), (0.5, 9), (2.0, 6)])
 def test_gaussian_with_an_explicit_size(sigma, size):
-    k = conv.gaussian(sigma, size)
+    k = filters.gaussian(sigma, size)
     assert k.shape == (size, size)
     assert math.isclose(k.sum(), 1.0, rel_tol=1e-12)
     np.testing.assert_allclose(k, k[::-1, ::-1], rtol=1e-12)
@@ -453,21 +453,21 @@ def test_gaussian_with_an_explicit_size(sigma, size):
 @pytest.mark.parametrize("sigma", (0.0, -1.0))
 def test_gaussian_rejects_a_non_positive_sigma(sigma):
     with pytest.raises(ValueError, match="sigma"):
-        conv.gaussian(sigma)
+        filters.gaussian(sigma)
 
 
 def test_sobel_x_differentiates_a_horizontal_ramp():
     """x[i, j] = 3 j: convolved with SOBEL_X, y = (x[j+1] - x[j-1]) * (1 + 2 + 1) = 2 * 3 * 4 = 24."""
     ramp = np.tile(3.0 * np.arange(10), (8, 1))
-    y = conv.convolve2d(ramp, conv.SOBEL_X, "same")
+    y = filters.convolve2d(ramp, filters.SOBEL_X, "same")
     np.testing.assert_allclose(y[1:-1, 1:-1], 24.0, rtol=1e-12)
     # it responds to x only: a vertical ramp gives zero in the interior
-    np.testing.assert_allclose(conv.convolve2d(ramp.T.copy(), conv.SOBEL_X, "same")[1:-1, 1:-1], 0.0, atol=1e-12)
+    np.testing.assert_allclose(filters.convolve2d(ramp.T.copy(), filters.SOBEL_X, "same")[1:-1, 1:-1], 0.0, atol=1e-12)
 
 
 def test_sobel_y_differentiates_a_vertical_ramp():
     ramp = np.tile(np.arange(9.0)[:, None], (1, 7))  # x[i, j] = i
-    y = conv.convolve2d(ramp, conv.SOBEL_Y, "same")
+    y = filters.convolve2d(ramp, filters.SOBEL_Y, "same")
     np.testing.assert_allclose(y[1:-1, 1:-1], 8.0, rtol=1e-12)
 
 
@@ -475,10 +475,10 @@ def test_sobel_y_differentiates_a_vertical_ramp():
 def test_laplacian_of_a_linear_ramp_is_zero_inside(a, b, c):
     i, j = np.mgrid[0:9, 0:11]
     ramp = a * i + b * j + c
-    np.testing.assert_allclose(conv.convolve2d(ramp, conv.LAPLACIAN, "same")[1:-1, 1:-1], 0.0, atol=1e-12)
-    np.testing.assert_allclose(conv.convolve2d(ramp, conv.LAPLACIAN, "valid"), 0.0, atol=1e-12)
+    np.testing.assert_allclose(filters.convolve2d(ramp, filters.LAPLACIAN, "same")[1:-1, 1:-1], 0.0, atol=1e-12)
+    np.testing.assert_allclose(filters.convolve2d(ramp, filters.LAPLACIAN, "valid"), 0.0, atol=1e-12)
     # but not of a quadratic: the Laplacian of i^2 + j^2 is 4
-    np.testing.assert_allclose(conv.convolve2d(i**2 + j**2.0, conv.LAPLACIAN, "valid"), 4.0, rtol=1e-12)
+    np.testing.assert_allclose(filters.convolve2d(i**2 + j**2.0, filters.LAPLACIAN, "valid"), 4.0, rtol=1e-12)
 
 
 # -- layers: output_size, im2col / col2im ---------------------------------------------------------
@@ -493,13 +493,13 @@ def test_output_size_matches_torch_conv2d():
                         continue
                     shape = tF.conv2d(torch.zeros(1, 1, n, n + 1), torch.zeros(1, 1, k, k),
                                       stride=stride, padding=padding).shape
-                    assert conv.output_size(n, k, stride, padding) == shape[2], (n, k, stride, padding)
+                    assert layer.output_size(n, k, stride, padding) == shape[2], (n, k, stride, padding)
                     if n + 1 + 2 * padding >= k:
-                        assert conv.output_size(n + 1, k, stride, padding) == shape[3], (n + 1, k, stride, padding)
+                        assert layer.output_size(n + 1, k, stride, padding) == shape[3], (n + 1, k, stride, padding)
 
 
 def test_output_size_defaults_to_stride_1_no_padding():
-    assert conv.output_size(7, 3) == 5
+    assert layer.output_size(7, 3) == 5
 
 
 @pytest.mark.parametrize(
@@ -510,13 +510,13 @@ def test_output_size_defaults_to_stride_1_no_padding():
 )
 def test_output_size_rejects_bad_arguments_naming_them(args, name):
     with pytest.raises(ValueError, match=rf"^{name}\b"):
-        conv.output_size(*args)
+        layer.output_size(*args)
 
 
 @pytest.mark.parametrize("n, k, padding", [(2, 3, 0), (1, 4, 1), (3, 8, 2)])
 def test_output_size_rejects_a_kernel_that_does_not_fit(n, k, padding):
     with pytest.raises(ValueError, match="fit"):
-        conv.output_size(n, k, 1, padding)
+        layer.output_size(n, k, 1, padding)
 
 
 @pytest.mark.parametrize("make", ALL_LAYERS)
@@ -526,7 +526,7 @@ def test_im2col_matches_torch_unfold(make):
     kh, kw = w.shape[2:]
     cols = torch.nn.functional.unfold(t64(x), (kh, kw), stride=stride, padding=padding).numpy()  # (N, C kh kw, L)
     expected = cols.transpose(1, 0, 2).reshape(C * kh * kw, -1)
-    assert_close(conv.im2col(x, kh, kw, stride, padding), expected, "im2col")
+    assert_close(layer.im2col(x, kh, kw, stride, padding), expected, "im2col")
 
 
 @pytest.mark.parametrize("make", ALL_LAYERS)
@@ -538,7 +538,7 @@ def test_col2im_matches_torch_fold(make):
     c = np.random.default_rng(H * W).standard_normal((C * kh * kw, N * Ho * Wo))
     torch_cols = t64(c.reshape(C * kh * kw, N, Ho * Wo).transpose(1, 0, 2))
     expected = tF.fold(torch_cols, (H, W), (kh, kw), stride=stride, padding=padding).numpy()
-    assert_close(conv.col2im(c, x.shape, kh, kw, stride, padding), expected, "col2im")
+    assert_close(layer.col2im(c, x.shape, kh, kw, stride, padding), expected, "col2im")
 
 
 @pytest.mark.parametrize("make", ALL_LAYERS)
@@ -546,9 +546,9 @@ def test_im2col_and_col2im_are_adjoint(make):
     """<im2col(x), c> = <x, col2im(c)> for every x and c: the defining property of the adjoint."""
     x, w, _, stride, padding = make()
     kh, kw = w.shape[2:]
-    cols = conv.im2col(x, kh, kw, stride, padding)
+    cols = layer.im2col(x, kh, kw, stride, padding)
     c = np.random.default_rng(cols.size).standard_normal(cols.shape)
-    back = conv.col2im(c, x.shape, kh, kw, stride, padding)
+    back = layer.col2im(c, x.shape, kh, kw, stride, padding)
     assert back.shape == x.shape
     lhs, rhs = np.sum(cols * c), np.sum(x * back)
     assert abs(lhs - rhs) <= 1e-10 * (np.abs(cols * c).sum() + 1e-300), (lhs, rhs)
@@ -560,7 +560,7 @@ def test_im2col_and_col2im_are_adjoint(make):
 @pytest.mark.parametrize("make", ALL_LAYERS)
 def test_conv_forward_matches_torch(make):
     x, w, b, stride, padding = make()
-    out, _ = conv.conv_forward(x, w, b, stride, padding)
+    out, _ = layer.conv_forward(x, w, b, stride, padding)
     assert out.dtype == np.float64
     assert_close(out, torch_conv(x, w, b, stride, padding), "conv_forward")
 
@@ -568,17 +568,17 @@ def test_conv_forward_matches_torch(make):
 @pytest.mark.parametrize("make", ALL_LAYERS[:6])
 def test_conv_forward_without_bias_matches_torch(make):
     x, w, _, stride, padding = make()
-    out, _ = conv.conv_forward(x, w, None, stride, padding)
+    out, _ = layer.conv_forward(x, w, None, stride, padding)
     assert_close(out, torch_conv(x, w, None, stride, padding), "conv_forward(b=None)")
 
 
 @pytest.mark.parametrize("make", ALL_LAYERS)
 def test_conv_backward_matches_torch_autograd(make):
     x, w, b, stride, padding = make()
-    out, cache = conv.conv_forward(x, w, b, stride, padding)
+    out, cache = layer.conv_forward(x, w, b, stride, padding)
     dout = np.random.default_rng(out.size).standard_normal(out.shape)
     _, dx_t, dw_t, db_t = torch_conv(x, w, b, stride, padding, dout)
-    dx, dw, db = conv.conv_backward(dout, cache)
+    dx, dw, db = layer.conv_backward(dout, cache)
     assert_close(dx, dx_t, "dx")
     assert_close(dw, dw_t, "dw")
     assert_close(db, db_t, "db")
@@ -586,15 +586,15 @@ def test_conv_backward_matches_torch_autograd(make):
 
 def test_conv_forward_defaults_to_stride_1_no_padding():
     x, w, b, _, _ = layer_case(LAYER_CASES[0])
-    out, _ = conv.conv_forward(x, w, b)
+    out, _ = layer.conv_forward(x, w, b)
     assert_close(out, torch_conv(x, w, b, 1, 0), "conv_forward defaults")
 
 
 def test_conv_forward_does_not_modify_its_inputs():
     x, w, b, stride, padding = layer_case(LAYER_CASES[1])
     copies = x.copy(), w.copy(), b.copy()
-    out, cache = conv.conv_forward(x, w, b, stride, padding)
-    conv.conv_backward(np.ones_like(out), cache)
+    out, cache = layer.conv_forward(x, w, b, stride, padding)
+    layer.conv_backward(np.ones_like(out), cache)
     for orig, kept in zip((x, w, b), copies):
         np.testing.assert_array_equal(orig, kept)
 
@@ -603,12 +603,12 @@ def test_conv_forward_does_not_modify_its_inputs():
 def test_float32_layers_stay_float32(make):
     x, w, b, stride, padding = make()
     x32, w32, b32 = x.astype(np.float32), w.astype(np.float32), b.astype(np.float32)
-    out, cache = conv.conv_forward(x32, w32, b32, stride, padding)
+    out, cache = layer.conv_forward(x32, w32, b32, stride, padding)
     assert out.dtype == np.float32
     dout = np.random.default_rng(out.size).standard_normal(out.shape).astype(np.float32)
     expected = torch_conv(x32, w32, b32, stride, padding, dout)  # float64 oracle on the float32 values
     assert_close(out, expected[0], "float32 out", FLOAT32_TOL)
-    for name, g, ref in zip(("dx", "dw", "db"), conv.conv_backward(dout, cache), expected[1:]):
+    for name, g, ref in zip(("dx", "dw", "db"), layer.conv_backward(dout, cache), expected[1:]):
         assert g.dtype == np.float32, f"{name} is {g.dtype}"
         assert_close(g, ref, f"float32 {name}", FLOAT32_TOL)
 
@@ -618,14 +618,14 @@ def test_a_1x1_conv_is_a_matrix_product_over_channels(seed):
     rng = np.random.default_rng(seed)
     N, C, F, H, W = rng.integers(1, 5, size=5)
     x, w, b = rng.standard_normal((N, C, H, W)), rng.standard_normal((F, C, 1, 1)), rng.standard_normal(F)
-    out, _ = conv.conv_forward(x, w, b)
+    out, _ = layer.conv_forward(x, w, b)
     assert_close(out, np.einsum("fc,nchw->nfhw", w[:, :, 0, 0], x) + b[None, :, None, None], "1x1 conv")
 
 
 def test_conv_forward_rejects_mismatched_channels_naming_both_shapes():
     x, w = np.zeros((2, 3, 5, 5)), np.zeros((4, 2, 3, 3))
     with pytest.raises(ValueError) as info:
-        conv.conv_forward(x, w, np.zeros(4))
+        layer.conv_forward(x, w, np.zeros(4))
     assert str(x.shape) in str(info.value) and str(w.shape) in str(info.value), str(info.value)
 
 
@@ -636,15 +636,15 @@ def test_conv_forward_rejects_mismatched_channels_naming_both_shapes():
                          ids=["3-D x", "3-D w", "bias length", "kernel too tall"])
 def test_conv_forward_rejects_bad_shapes(x, w, b):
     with pytest.raises(ValueError):
-        conv.conv_forward(x, w, b)
+        layer.conv_forward(x, w, b)
 
 
 @pytest.mark.parametrize("bad", [(2, 4, 3, 3), (2, 4, 4, 4), (1, 4, 3, 4), (2, 3, 3, 4), (2, 4, 12)])
 def test_conv_backward_rejects_a_wrong_dout_shape(bad):
     x, w = np.zeros((2, 3, 5, 6)), np.zeros((4, 3, 3, 3))  # output (2, 4, 3, 4)
-    _, cache = conv.conv_forward(x, w, np.zeros(4))
+    _, cache = layer.conv_forward(x, w, np.zeros(4))
     with pytest.raises(ValueError, match="dout"):
-        conv.conv_backward(np.zeros(bad), cache)
+        layer.conv_backward(np.zeros(bad), cache)
 
 
 # -- the autodiff node ---------------------------------------------------------------------------
@@ -665,9 +665,9 @@ def test_conv_node_in_a_graph_matches_torch(make):
     """conv -> relu -> sum(. * G): value and gradients of x, W, b against torch autograd."""
     x, w, b, stride, padding = make()
     X, Wp, Bp = ad.Param(x, "X"), ad.Param(w, "W"), ad.Param(b, "b")
-    Z = conv.conv(X, (Wp, Bp), stride, padding)
+    Z = layer.conv(X, (Wp, Bp), stride, padding)
     G = np.random.default_rng(Z.value.size).standard_normal(Z.shape)
-    S = weighted_sum(ad.relu(Z), G)
+    S = weighted_sum(ops.relu(Z), G)
     ad.backward(S)
 
     xt, wt, bt = t64(x, True), t64(w, True), t64(b, True)
@@ -689,10 +689,10 @@ def test_conv_node_with_shared_weights_collects_both_gradients(seed):
     x1, x2 = rng.standard_normal((2, 2, 3, 6, 5))
     w, b = rng.standard_normal((3, 3, 3, 2)), rng.standard_normal(3)
     Wp, Bp = ad.Param(w, "W"), ad.Param(b, "b")
-    Z1 = ad.relu(conv.conv(x1, (Wp, Bp), 1, 1))  # x1, x2 are constants: plain arrays
-    Z2 = ad.relu(conv.conv(x2, (Wp, Bp), 1, 1))
+    Z1 = ops.relu(layer.conv(x1, (Wp, Bp), 1, 1))  # x1, x2 are constants: plain arrays
+    Z2 = ops.relu(layer.conv(x2, (Wp, Bp), 1, 1))
     G = rng.standard_normal(Z1.shape)
-    S = weighted_sum(ad.add((Z1, Z2)), G)
+    S = weighted_sum(ops.add((Z1, Z2)), G)
     ad.backward(S)
 
     wt, bt = t64(w, True), t64(b, True)
@@ -709,7 +709,7 @@ def test_conv_node_stacked_layers_match_torch():
     w1, b1 = rng.standard_normal((4, 3, 3, 3)), rng.standard_normal(4)
     w2, b2 = rng.standard_normal((2, 4, 2, 3)), rng.standard_normal(2)
     P = [ad.Param(v, n) for v, n in ((w1, "W1"), (b1, "b1"), (w2, "W2"), (b2, "b2"))]
-    Z = ad.relu(conv.conv(ad.relu(conv.conv(x, (P[0], P[1]), 1, 1)), (P[2], P[3]), 2, 0))
+    Z = ops.relu(layer.conv(ops.relu(layer.conv(x, (P[0], P[1]), 1, 1)), (P[2], P[3]), 2, 0))
     G = rng.standard_normal(Z.shape)
     ad.backward(weighted_sum(Z, G))
 
@@ -737,17 +737,17 @@ def test_pooling_matches_torch(seed, size, stride):
     expected_max = tF.max_pool2d(t64(x), size, stride=s).numpy()
     expected_avg = tF.avg_pool2d(t64(x), size, stride=s).numpy()
     args = (size,) if stride is None else (size, stride)
-    assert_close(conv.max_pool(x, *args), expected_max, "max_pool")
-    assert_close(conv.avg_pool(x, *args), expected_avg, "avg_pool")
+    assert_close(layer.max_pool(x, *args), expected_max, "max_pool")
+    assert_close(layer.avg_pool(x, *args), expected_avg, "avg_pool")
 
 
 def test_pooling_default_is_2x2_stride_2():
     x = np.arange(32.0).reshape(1, 2, 4, 4)
-    assert_close(conv.max_pool(x), tF.max_pool2d(t64(x), 2).numpy(), "max_pool default")
-    assert_close(conv.avg_pool(x), tF.avg_pool2d(t64(x), 2).numpy(), "avg_pool default")
+    assert_close(layer.max_pool(x), tF.max_pool2d(t64(x), 2).numpy(), "max_pool default")
+    assert_close(layer.avg_pool(x), tF.avg_pool2d(t64(x), 2).numpy(), "avg_pool default")
 
 
-@pytest.mark.parametrize("pool", (conv.max_pool, conv.avg_pool))
+@pytest.mark.parametrize("pool", (layer.max_pool, layer.avg_pool))
 def test_pooling_rejects_non_4d_input(pool):
     with pytest.raises(ValueError, match=r"\(N, C, H, W\)"):
         pool(np.zeros((4, 4)))

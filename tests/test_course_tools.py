@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import shutil
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -10,7 +11,8 @@ from pathlib import Path
 import nbformat
 import pytest
 
-from coursekit import cli, course
+from coursekit import course
+from coursekit.course import cli
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -68,7 +70,23 @@ def test_release_never_contains_solutions_or_the_source(course_copy):
     assert sorted(p.name for p in folder.iterdir()) == ["01-backprop.ipynb"]
     text = (folder / "01-backprop.ipynb").read_text()
     assert "### BEGIN SOLUTION" not in text and "BEGIN HIDDEN TESTS" not in text
-    assert 'raise NotImplementedError(\\"not answered yet' in text  # the stub nbgrader_config.py sets
+    release = course.read_notebook(folder / "01-backprop.ipynb")
+    answers = [c for c in release.cells if course.is_answer(c)]
+    assert answers
+    for cell in answers:  # every stub names its exercise, as the lead-in above it numbers it
+        gid = course.nbgrader_meta(cell)["grade_id"]
+        assert re.search(rf'raise NotImplementedError\("Exercise \d+\.\d+ \({gid}\) is not answered yet', cell.source), gid
+
+
+def test_a_released_stub_raises_naming_its_exercise_and_keeps_its_docstring(course_copy):
+    course.release(course_copy)
+    release = course.read_notebook(course.release_path(course_copy, "01-backprop"))
+    (cell,) = [c for c in release.cells if course.nbgrader_meta(c).get("grade_id") == "softmax-impl"]
+    namespace = {}
+    exec(cell.source, namespace)  # noqa: S102 - the released stub, which defines softmax
+    assert "(N, K)" in namespace["softmax"].__doc__
+    with pytest.raises(NotImplementedError, match=r"^Exercise 1\.2 \(softmax-impl\) is not answered yet"):
+        namespace["softmax"](None)
 
 
 def test_cli_check_exits_1_on_a_stale_release(course_copy):

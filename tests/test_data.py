@@ -29,8 +29,9 @@ import numpy as np
 import pytest
 import torch
 
-from coursekit import cli, data
-from coursekit.data import Dataset, DataError, RemoteFile, WheelMember, read_idx
+from coursekit.course import cli
+from coursekit.data import registry as data
+from coursekit.data.registry import Dataset, DataError, RemoteFile, WheelMember, read_idx
 
 # -- fixtures: test data made from the formats' specs -----------------------------------------------
 
@@ -757,13 +758,13 @@ def run_fresh_python(files: dict[str, tuple[str, str]], urls: list[str], body: s
     script = (
         "import warnings\n"
         "warnings.simplefilter('default')\n"
-        "from coursekit import data\n"
+        "from coursekit.data import registry as data\n"
         f"files = {{role: data.RemoteFile(name, digest, tuple(u + name for u in {urls!r})) "
         f"for role, (name, digest) in {files!r}.items()}}\n"
         "data.REGISTRY['tiny'] = data.Dataset('tiny', 'tiny', files=files)\n"
         + body
     )
-    env = dict(os.environ, NBGRADER_EXECUTION="autograde", PYTHONPATH=str(Path(data.__file__).parents[1]))
+    env = dict(os.environ, NBGRADER_EXECUTION="autograde", PYTHONPATH=str(Path(data.__file__).parents[2]))
     return subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120, env=env)
 
 

@@ -1,4 +1,4 @@
-"""coursekit.datasets.spiral against its documented construction. That the spiral can be learnt is
+"""coursekit.data.samples.spiral against its documented construction. That the spiral can be learnt is
 tests/test_nn.py::test_train_learns_the_spiral."""
 
 from __future__ import annotations
@@ -6,7 +6,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from coursekit.datasets import permute_pixels, pixel_permutation, spiral
+from coursekit.data.samples import spiral
+from coursekit.data.transforms import permute_pixels, pixel_permutation
 
 
 @pytest.mark.parametrize("n, K", [(100, 3), (1, 2), (7, 5)])

@@ -13,7 +13,8 @@ import pytest
 import scipy.special
 import torch
 
-from coursekit import grading, nn
+from coursekit import grading
+from coursekit.nets import backprop
 from coursekit.grading import CheckFailed, GradingTimeout
 
 # Distinctive digits: if any of these strings shows up in a failure message, it leaked the answer.
@@ -200,67 +201,67 @@ def assert_blocked(call, name):
 
 
 def test_blocked_makes_the_function_raise_and_restores_it():
-    with grading.blocked(nn.softmax):
-        assert_blocked(lambda: nn.softmax(A_ROWS), "softmax")
-        np.testing.assert_allclose(nn.sigmoid(0.0), 0.5)  # only the target is blocked
-    assert_softmax_works(nn.softmax)
+    with grading.blocked(backprop.softmax):
+        assert_blocked(lambda: backprop.softmax(A_ROWS), "softmax")
+        np.testing.assert_allclose(backprop.sigmoid(0.0), 0.5)  # only the target is blocked
+    assert_softmax_works(backprop.softmax)
 
 
 def test_blocked_catches_a_function_imported_under_another_name():
-    from coursekit.nn import softmax as s  # bound before the block starts
+    from coursekit.nets.backprop import softmax as s  # bound before the block starts
 
-    with grading.blocked(nn.softmax):
+    with grading.blocked(backprop.softmax):
         assert_blocked(lambda: s(A_ROWS), "softmax")
     assert_softmax_works(s)
 
 
 def test_blocked_accepts_dotted_names():
-    with grading.blocked("coursekit.nn.softmax"):
-        assert_blocked(lambda: nn.softmax(A_ROWS), "softmax")
-    assert_softmax_works(nn.softmax)
+    with grading.blocked("coursekit.nets.backprop.softmax"):
+        assert_blocked(lambda: backprop.softmax(A_ROWS), "softmax")
+    assert_softmax_works(backprop.softmax)
 
 
 def test_blocked_restores_when_the_block_raises():
     with pytest.raises(ZeroDivisionError):
-        with grading.blocked(nn.softmax, nn.relu):
+        with grading.blocked(backprop.softmax, backprop.relu):
             1 / 0  # noqa: B018
-    assert_softmax_works(nn.softmax)
-    np.testing.assert_array_equal(nn.relu(np.array([-1.0, 2.0])), [0.0, 2.0])
+    assert_softmax_works(backprop.softmax)
+    np.testing.assert_array_equal(backprop.relu(np.array([-1.0, 2.0])), [0.0, 2.0])
     with pytest.raises(RuntimeError):
-        with grading.blocked(nn.softmax):
-            nn.softmax(A_ROWS)  # the block's own error escapes the block
-    assert_softmax_works(nn.softmax)
+        with grading.blocked(backprop.softmax):
+            backprop.softmax(A_ROWS)  # the block's own error escapes the block
+    assert_softmax_works(backprop.softmax)
 
 
-@pytest.mark.parametrize("target", [nn, "coursekit.nn"], ids=["module", "dotted"])
+@pytest.mark.parametrize("target", [backprop, "coursekit.nets.backprop"], ids=["module", "dotted"])
 def test_blocking_a_module_blocks_its_functions_and_methods(target):
     params = {"W1": np.eye(2), "b1": np.zeros(2), "W2": np.eye(2), "b2": np.zeros(2)}
-    result = nn.TrainResult(params)
+    result = backprop.TrainResult(params)
     X = np.array([[1.0, 0.0], [0.0, 1.0]])
     with grading.blocked(target):
-        assert_blocked(lambda: nn.softmax(A_ROWS), "softmax")
-        assert_blocked(lambda: nn.one_hot(np.array([0]), 2), "one_hot")
+        assert_blocked(lambda: backprop.softmax(A_ROWS), "softmax")
+        assert_blocked(lambda: backprop.one_hot(np.array([0]), 2), "one_hot")
         assert_blocked(lambda: result.accuracy(X, [0, 1]), "TrainResult.accuracy")
         np.testing.assert_allclose(np.exp(0.0), 1.0)  # numpy, imported by nn, is left alone
-    assert_softmax_works(nn.softmax)
+    assert_softmax_works(backprop.softmax)
     assert result.accuracy(X, [0, 1]) == 1.0
-    np.testing.assert_array_equal(nn.one_hot(np.array([1]), 2), [[0.0, 1.0]])
+    np.testing.assert_array_equal(backprop.one_hot(np.array([1]), 2), [[0.0, 1.0]])
 
 
 def test_blocking_a_class_blocks_its_methods():
-    result = nn.TrainResult({"W1": np.eye(2), "b1": np.zeros(2), "W2": np.eye(2), "b2": np.zeros(2)})
-    with grading.blocked(nn.TrainResult):
+    result = backprop.TrainResult({"W1": np.eye(2), "b1": np.zeros(2), "W2": np.eye(2), "b2": np.zeros(2)})
+    with grading.blocked(backprop.TrainResult):
         assert_blocked(lambda: result.accuracy(np.eye(2), [0, 1]), "TrainResult.accuracy")
-        assert_softmax_works(nn.softmax)
+        assert_softmax_works(backprop.softmax)
     assert result.accuracy(np.eye(2), [0, 1]) == 1.0
 
 
 def test_blocking_the_same_function_twice_still_restores_it():
-    with grading.blocked(nn.softmax, "coursekit.nn.softmax"):
-        with grading.blocked(nn.softmax):
-            assert_blocked(lambda: nn.softmax(A_ROWS), "softmax")
-        assert_blocked(lambda: nn.softmax(A_ROWS), "softmax")  # the outer block still holds
-    assert_softmax_works(nn.softmax)
+    with grading.blocked(backprop.softmax, "coursekit.nets.backprop.softmax"):
+        with grading.blocked(backprop.softmax):
+            assert_blocked(lambda: backprop.softmax(A_ROWS), "softmax")
+        assert_blocked(lambda: backprop.softmax(A_ROWS), "softmax")  # the outer block still holds
+    assert_softmax_works(backprop.softmax)
 
 
 def test_blocked_rejects_targets_it_cannot_block():
@@ -273,19 +274,19 @@ def test_blocked_rejects_targets_it_cannot_block():
 
 
 def test_own_work_blocks_counterparts_and_restores_them():
-    from coursekit.nn import softmax as s
+    from coursekit.nets.backprop import softmax as s
 
     def answer(A):  # a "solution" that only delegates
         return s(A)
 
-    with grading.own_work(nn.softmax, seconds=5):
+    with grading.own_work(backprop.softmax, stage=1, seconds=5):
         assert_blocked(lambda: answer(A_ROWS), "softmax")
     assert_softmax_works(answer)
 
 
 def test_own_work_turns_numpy_fp_trouble_into_errors():
     before = np.geterr()
-    with grading.own_work(seconds=5):
+    with grading.own_work(stage=1, seconds=5):
         with pytest.raises(FloatingPointError):
             np.exp(1000.0)
         with pytest.raises(FloatingPointError):
@@ -298,7 +299,7 @@ def test_own_work_turns_numpy_fp_trouble_into_errors():
 
 
 def test_own_work_turns_warnings_into_errors_and_restores_the_filters():
-    with grading.own_work(seconds=5):
+    with grading.own_work(stage=1, seconds=5):
         with pytest.raises(UserWarning, match="careful"):
             warnings.warn("careful", stacklevel=1)
     with warnings.catch_warnings(record=True) as caught:
@@ -312,7 +313,7 @@ def test_own_work_turns_warnings_into_errors_and_restores_the_filters():
 def test_own_work_stops_a_loop_that_never_ends():
     start = time.monotonic()
     with pytest.raises(GradingTimeout, match=r"softmax answer did not return within 0.5 s"):
-        with grading.own_work(seconds=0.5, what="your softmax answer"):
+        with grading.own_work(stage=1, seconds=0.5, what="your softmax answer"):
             while True:
                 pass
     assert time.monotonic() - start < 2.0
@@ -324,13 +325,13 @@ def test_own_work_reads_the_time_limit_from_the_environment(monkeypatch):
     monkeypatch.setenv("COURSEKIT_TIME_LIMIT", "0.3")
     start = time.monotonic()
     with pytest.raises(GradingTimeout, match="0.3 s"):
-        with grading.own_work():
+        with grading.own_work(stage=1):
             while True:
                 pass
     assert time.monotonic() - start < 2.0
     monkeypatch.setenv("COURSEKIT_TIME_LIMIT", "soon")
     with pytest.raises(ValueError, match="COURSEKIT_TIME_LIMIT"):
-        with grading.own_work():
+        with grading.own_work(stage=1):
             pass
 
 
@@ -383,21 +384,91 @@ def test_time_limit_seconds_rejects_bad_values_naming_the_variable(monkeypatch, 
         grading.time_limit_seconds()
 
 
-def test_own_work_always_blocks_every_coursekit_reference_piece():
-    import coursekit.autodiff
-    import coursekit.conv
-    import coursekit.nn
+def _switched_off(call) -> bool:
+    try:
+        call()
+    except RuntimeError as err:
+        if "switched off" in str(err):
+            return True
+        raise
+    return False
 
-    with grading.own_work():
-        for call in (lambda: coursekit.nn.softmax(np.zeros((1, 2))),
-                     lambda: coursekit.conv.shift(np.zeros(3), 1),
-                     lambda: coursekit.autodiff.relu(np.zeros(2))):
-            with pytest.raises(RuntimeError, match="switched off"):
-                call()
-        # the engine itself stays usable: stage-02 answers are written with it
-        p = coursekit.autodiff.Param(np.ones(2), "p")
-        assert coursekit.autodiff.value(p).shape == (2,)
-    assert coursekit.nn.softmax(np.zeros((1, 2))).shape == (1, 2)
+
+def _calls():
+    import coursekit.convolution.signals
+    import coursekit.data.transforms
+    import coursekit.nets.backprop
+    import coursekit.nets.ops
+
+    return {
+        1: lambda: coursekit.nets.backprop.softmax(np.zeros((1, 2))),
+        2: lambda: coursekit.nets.ops.relu(np.zeros(2)),
+        3: lambda: coursekit.convolution.signals.shift(np.zeros(3), 1),
+        4: lambda: coursekit.data.transforms.pixel_permutation(4),
+    }
+
+
+@pytest.mark.parametrize("stage", [1, 2, 3, 4, 5, "03-convolution"])
+def test_own_work_switches_off_the_pieces_of_its_stage_and_later_ones_only(stage):
+    number = grading.stage_number(stage)
+    calls = _calls()
+    with grading.own_work(stage=stage, seconds=10):
+        off = {taught: _switched_off(call) for taught, call in calls.items()}
+    assert off == {taught: taught >= number for taught in calls}
+    assert not any(_switched_off(call) for call in calls.values()), "the pieces were not switched back on"
+
+
+def test_every_library_module_is_covered_and_the_engine_is_a_tool():
+    import coursekit.nets.autodiff
+
+    names = {m.__name__ for m in grading.library_modules()}
+    for expected in ("coursekit.nets.backprop", "coursekit.nets.ops", "coursekit.nets.models",
+                     "coursekit.nets.training", "coursekit.convolution.signals", "coursekit.convolution.filters",
+                     "coursekit.convolution.layer", "coursekit.data.transforms"):
+        assert expected in names
+    # the engine, the data registry and the samples are tools: no STAGE, never switched off
+    assert not {"coursekit.nets.autodiff", "coursekit.data.registry", "coursekit.data.samples"} & names
+    with grading.own_work(stage=1, seconds=10):
+        p = coursekit.nets.autodiff.Param(np.ones(2), "p")
+        assert coursekit.nets.autodiff.value(p).shape == (2,)
+
+
+def test_a_piece_added_to_a_module_is_switched_off_in_its_stage_and_usable_later(monkeypatch):
+    import coursekit.nets.training as training
+
+    def brand_new_piece():
+        return 42
+
+    brand_new_piece.__module__ = training.__name__  # as if written in coursekit/nets/training.py
+    monkeypatch.setattr(training, "brand_new_piece", brand_new_piece, raising=False)
+    with grading.own_work(stage=training.STAGE, seconds=10):
+        assert _switched_off(brand_new_piece)
+    with grading.own_work(stage=training.STAGE + 1, seconds=10):
+        assert brand_new_piece() == 42
+
+
+def test_a_new_module_with_a_stage_is_covered_with_no_edit_to_grading(monkeypatch):
+    import sys
+    import types
+
+    module = types.ModuleType("coursekit.retrieval.brand_new")
+    exec("STAGE = 7\ndef mean_average_precision(ranks):\n    return 1.0\n", module.__dict__)
+    monkeypatch.setitem(sys.modules, module.__name__, module)
+    for stage, off in ((6, True), (7, True), (8, False)):
+        with grading.own_work(stage=stage, seconds=10):
+            assert _switched_off(lambda: module.mean_average_precision([1])) == off, stage
+
+
+@pytest.mark.parametrize("bad", [0, 100, True, "4", "mnist", 2.0, None])
+def test_stage_numbers_are_checked(bad):
+    with pytest.raises(ValueError, match="stage must be"):
+        grading.stage_number(bad)
+
+
+def test_own_work_needs_the_stage():
+    with pytest.raises(TypeError, match="stage"):
+        with grading.own_work(seconds=5):
+            pass
 
 
 def test_blocking_a_compiled_function_patches_its_module_attribute():

@@ -33,16 +33,17 @@ def test_the_real_mnist_loads_offline_from_the_cache():
 def test_the_lectures_error_rates_in_stage_04s_full_budget_on_the_gpu():
     # The lecture: a two-layer FC net under 3% test error, a CNN under 1%; shuffling the pixels
     # leaves the FC net where it was and costs the CNN. Settings of the stage-04 notebook's full budget.
-    from coursekit import datasets, models, training
+    from coursekit.data import transforms
+    from coursekit.nets import models, training
 
     mnist = data.load_mnist("cuda", download=False)
-    permutation = datasets.pixel_permutation(784, seed=2024)
+    permutation = transforms.pixel_permutation(784, seed=2024)
     error = {}
     for name, make, epochs, seed in (("FC", models.fc_net, 10, 1), ("CNN", models.small_cnn, 5, 2)):
         for kind in ("original", "shuffled"):
             train, test = mnist.train_images, mnist.test_images
             if kind == "shuffled":
-                train, test = datasets.permute_pixels(train, permutation), datasets.permute_pixels(test, permutation)
+                train, test = transforms.permute_pixels(train, permutation), transforms.permute_pixels(test, permutation)
             torch.manual_seed(seed)
             history = training.fit(make(), train, mnist.train_labels, epochs=epochs, batch_size=128, lr=3e-3,
                                    test=(test, mnist.test_labels), seed=seed, quiet=True)

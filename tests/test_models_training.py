@@ -1,4 +1,4 @@
-"""coursekit.models against LeCun et al. 1998, and the training loop's promises."""
+"""coursekit.nets.models against LeCun et al. 1998, and the training loop's promises."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ from typing import ClassVar
 import pytest
 import torch
 
-from coursekit import models, training
+from coursekit.nets import models, training
 
 # LeNet-5's trainable parameters per layer, as given in the paper (Section II.B).
 PAPER_PARAMETERS = {"c1": 156, "s2": 12, "c3": 1516, "s4": 32, "c5": 48120, "f6": 10164}
@@ -213,9 +213,9 @@ def test_fit_evaluates_every_k_steps_and_at_each_epochs_end(every, adam, monkeyp
     steps_when_called = []
     real_accuracy = training.accuracy
 
-    def counting_accuracy(model, *data):
+    def counting_accuracy(model, *data, **options):
         steps_when_called.append(len(adam[0].lrs))  # optimizer steps taken so far
-        return real_accuracy(model, *data)
+        return real_accuracy(model, *data, **options)
 
     monkeypatch.setattr(training, "accuracy", counting_accuracy)
     history = training.fit(_tiny_net(), images, labels, epochs=2, batch_size=64, lr=1e-2, test=test,
@@ -244,9 +244,9 @@ def test_fits_training_seconds_grow_and_leave_the_evaluations_out(monkeypatch):
     # training seconds do not, however fast or slow the training steps themselves are
     real_accuracy = training.accuracy
 
-    def slow_accuracy(*args):
+    def slow_accuracy(*args, **options):
         time.sleep(0.25)
-        return real_accuracy(*args)
+        return real_accuracy(*args, **options)
 
     monkeypatch.setattr(training, "accuracy", slow_accuracy)
     images, labels = _toy(256)

@@ -1,4 +1,4 @@
-"""coursekit.nn against independent oracles: torch autograd (float64), scipy.special, closed forms.
+"""coursekit.nets.backprop against independent oracles: torch autograd (float64), scipy.special, closed forms.
 
 Nothing here compares coursekit with itself. Tolerances: float64 computations of the same formula
 agree to ~1e-15, so oracle comparisons use ``rtol=1e-10`` (``atol=1e-12`` for entries near 0).
@@ -15,8 +15,9 @@ import scipy.special
 import torch
 import torch.nn.functional as F
 
-from coursekit import nn
-from coursekit.datasets import spiral
+from coursekit.grading.oracles import torch_two_layer
+from coursekit.nets import backprop
+from coursekit.data.samples import spiral
 
 RTOL, ATOL = 1e-10, 1e-12
 SEEDS = (0, 1, 2)
@@ -52,17 +53,6 @@ def random_params(rng, D, H, K, scale=0.7):
     }
 
 
-def torch_loss_and_grads(X, T, params, lam):
-    """The slides' loss, written directly in torch; gradients by autograd."""
-    P = {k: leaf(v) for k, v in params.items()}
-    A2 = torch.relu(const(X) @ P["W1"] + P["b1"]) @ P["W2"] + P["b2"]
-    N = X.shape[0]
-    loss = -(const(T) * torch.log_softmax(A2, dim=1)).sum() / N
-    loss = loss + lam / 2 * ((P["W1"] ** 2).sum() + (P["W2"] ** 2).sum())
-    loss.backward()
-    return loss.item(), {k: P[k].grad.numpy() for k in P}
-
-
 @pytest.fixture
 def strict_numpy():
     """Grading conditions (grading.own_work): overflow, 0-division, invalid ops and warnings raise.
@@ -80,26 +70,26 @@ def strict_numpy():
 
 
 def test_sigmoid_of_zero_is_one_half():
-    assert nn.sigmoid(0.0) == 0.5
-    close(nn.sigmoid(np.zeros((2, 3))), np.full((2, 3), 0.5))
+    assert backprop.sigmoid(0.0) == 0.5
+    close(backprop.sigmoid(np.zeros((2, 3))), np.full((2, 3), 0.5))
 
 
 @pytest.mark.parametrize("seed", SEEDS)
 def test_sigmoid_matches_scipy_expit(seed):
     a = 10 * np.random.default_rng(seed).standard_normal((5, 7))
-    close(nn.sigmoid(a), scipy.special.expit(a))
+    close(backprop.sigmoid(a), scipy.special.expit(a))
 
 
 def test_sigmoid_accepts_integers_and_is_symmetric():
     a = np.arange(-5, 6)
-    s = nn.sigmoid(a)
+    s = backprop.sigmoid(a)
     assert s.dtype == np.float64
     close(s, scipy.special.expit(a.astype(float)))
-    close(nn.sigmoid(-a) + s, np.ones(a.shape))
+    close(backprop.sigmoid(-a) + s, np.ones(a.shape))
 
 
 def test_sigmoid_is_stable_for_large_activations(strict_numpy):
-    s = nn.sigmoid(np.array([-1000.0, -50.0, 50.0, 1000.0]))
+    s = backprop.sigmoid(np.array([-1000.0, -50.0, 50.0, 1000.0]))
     assert np.all(np.isfinite(s))
     assert s[0] == 0.0 and s[-1] == 1.0
     close(s[1:3], scipy.special.expit(np.array([-50.0, 50.0])), atol=0)
@@ -112,46 +102,46 @@ def test_sigmoid_is_stable_for_large_activations(strict_numpy):
 @pytest.mark.parametrize("shape", SHAPES)
 def test_softmax_and_log_softmax_match_scipy(seed, shape):
     A = 3 * np.random.default_rng(seed).standard_normal(shape)
-    close(nn.softmax(A), scipy.special.softmax(A, axis=1))
-    close(nn.log_softmax(A), scipy.special.log_softmax(A, axis=1))
+    close(backprop.softmax(A), scipy.special.softmax(A, axis=1))
+    close(backprop.log_softmax(A), scipy.special.log_softmax(A, axis=1))
 
 
 def test_softmax_along_axis_0_matches_scipy():
     A = np.random.default_rng(3).standard_normal((4, 6))
-    close(nn.softmax(A, axis=0), scipy.special.softmax(A, axis=0))
-    close(nn.log_softmax(A, axis=0), scipy.special.log_softmax(A, axis=0))
+    close(backprop.softmax(A, axis=0), scipy.special.softmax(A, axis=0))
+    close(backprop.log_softmax(A, axis=0), scipy.special.log_softmax(A, axis=0))
 
 
 @pytest.mark.parametrize("K", (1, 2, 7))
 def test_softmax_of_equal_activations_is_uniform(K):
     A = np.full((3, K), 2.5)
-    close(nn.softmax(A), np.full((3, K), 1.0 / K))
-    close(nn.log_softmax(A), np.full((3, K), -math.log(K)))
+    close(backprop.softmax(A), np.full((3, K), 1.0 / K))
+    close(backprop.log_softmax(A), np.full((3, K), -math.log(K)))
 
 
 def test_softmax_rows_sum_to_one_and_are_shift_invariant():
     rng = np.random.default_rng(4)
     A = 5 * rng.standard_normal((6, 5))
-    Y = nn.softmax(A)
+    Y = backprop.softmax(A)
     assert np.all(Y > 0)
     close(Y.sum(axis=1), np.ones(6))
     shift = 100 * rng.standard_normal((6, 1))  # a different constant per row
-    close(nn.softmax(A + shift), Y, rtol=1e-9)
-    close(nn.log_softmax(A + shift), nn.log_softmax(A), rtol=1e-9, atol=1e-10)
+    close(backprop.softmax(A + shift), Y, rtol=1e-9)
+    close(backprop.log_softmax(A + shift), backprop.log_softmax(A), rtol=1e-9, atol=1e-10)
 
 
 def test_softmax_family_is_stable_for_huge_activations(strict_numpy):
     A = np.array([[1000.0, -1000.0, 0.0], [-1000.0, -1000.0, -1000.0], [1000.0, 1000.0, 1000.0]])
-    Y = nn.softmax(A)
-    logY = nn.log_softmax(A)
+    Y = backprop.softmax(A)
+    logY = backprop.log_softmax(A)
     assert np.all(np.isfinite(Y)) and np.all(np.isfinite(logY))
     close(Y, [[1.0, 0.0, 0.0], [1 / 3, 1 / 3, 1 / 3], [1 / 3, 1 / 3, 1 / 3]])
     close(logY, [[0.0, -2000.0, -1000.0], [-math.log(3)] * 3, [-math.log(3)] * 3])
     T = np.eye(3)[[1, 0, 2]]  # the first row's target has probability exp(-2000)
-    L = nn.cross_entropy(A, T)
+    L = backprop.cross_entropy(A, T)
     assert math.isfinite(L)
     close(L, (2000.0 + 2 * math.log(3)) / 3)
-    G = nn.cross_entropy_grad(A, T)
+    G = backprop.cross_entropy_grad(A, T)
     assert np.all(np.isfinite(G))
     close(G, (Y - T) / 3)
 
@@ -160,13 +150,13 @@ def test_softmax_family_is_stable_for_huge_activations(strict_numpy):
 
 
 def test_one_hot_hand_case():
-    T = nn.one_hot(np.array([2, 0, 1, 2]), 4)
+    T = backprop.one_hot(np.array([2, 0, 1, 2]), 4)
     assert T.dtype == np.float64
     np.testing.assert_array_equal(T, [[0, 0, 1, 0], [1, 0, 0, 0], [0, 1, 0, 0], [0, 0, 1, 0]])
 
 
 def test_one_hot_of_no_labels_is_empty():
-    assert nn.one_hot(np.array([], dtype=int), 3).shape == (0, 3)
+    assert backprop.one_hot(np.array([], dtype=int), 3).shape == (0, 3)
 
 
 @pytest.mark.parametrize(
@@ -176,13 +166,13 @@ def test_one_hot_of_no_labels_is_empty():
 )
 def test_one_hot_rejects_non_integer_or_non_1d_labels(labels):
     with pytest.raises(ValueError, match="labels"):
-        nn.one_hot(labels, 3)
+        backprop.one_hot(labels, 3)
 
 
 @pytest.mark.parametrize("labels", [[0, 3], [-1, 0]], ids=["too-big", "negative"])
 def test_one_hot_rejects_labels_out_of_range(labels):
     with pytest.raises(ValueError, match="labels"):
-        nn.one_hot(np.array(labels), 3)
+        backprop.one_hot(np.array(labels), 3)
 
 
 # -- cross-entropy ----------------------------------------------------------------------------------
@@ -192,8 +182,8 @@ def test_one_hot_rejects_labels_out_of_range(labels):
 def test_cross_entropy_of_uniform_activations_is_ln_k(K):
     rng = np.random.default_rng(K)
     T = random_targets(rng, 5, K)
-    close(nn.cross_entropy(np.zeros((5, K)), T), math.log(K))
-    close(nn.cross_entropy(np.full((5, K), -7.0), T), math.log(K))
+    close(backprop.cross_entropy(np.zeros((5, K)), T), math.log(K))
+    close(backprop.cross_entropy(np.full((5, K), -7.0), T), math.log(K))
 
 
 @pytest.mark.parametrize("seed", SEEDS)
@@ -206,20 +196,20 @@ def test_cross_entropy_and_grad_match_torch(seed, shape, soft):
     At = leaf(A)
     loss = F.cross_entropy(At, const(T))  # probabilities as targets, mean over rows
     loss.backward()
-    L = nn.cross_entropy(A, T)
+    L = backprop.cross_entropy(A, T)
     assert isinstance(L, float)
     close(L, loss.item())
-    close(nn.cross_entropy_grad(A, T), At.grad.numpy())
+    close(backprop.cross_entropy_grad(A, T), At.grad.numpy())
 
 
 def test_cross_entropy_mismatched_shapes_name_both_arguments():
     with pytest.raises(ValueError, match=r"\bA\b.*\bT\b"):
-        nn.cross_entropy(np.zeros((4, 3)), np.zeros((4, 2)))
+        backprop.cross_entropy(np.zeros((4, 3)), np.zeros((4, 2)))
     with pytest.raises(ValueError, match=r"\bA\b.*\bT\b"):
-        nn.cross_entropy_grad(np.zeros((4, 3)), np.zeros((5, 3)))
+        backprop.cross_entropy_grad(np.zeros((4, 3)), np.zeros((5, 3)))
 
 
-@pytest.mark.parametrize("func", (nn.cross_entropy, nn.cross_entropy_grad))
+@pytest.mark.parametrize("func", (backprop.cross_entropy, backprop.cross_entropy_grad))
 def test_cross_entropy_rejects_non_2d_inputs(func):
     with pytest.raises(ValueError, match=r"^A must be 2-D"):
         func(np.zeros(3), np.zeros((1, 3)))
@@ -241,8 +231,8 @@ def test_affine_and_affine_backward_match_torch(seed, N, D, K):
     Xt, Wt, bt = leaf(X), leaf(W), leaf(b)
     At = F.linear(Xt, Wt.T, bt)
     (At * const(dA)).sum().backward()  # so that dL/dA == dA
-    close(nn.affine(X, W, b), At.detach().numpy())
-    dX, dW, db = nn.affine_backward(dA, X, W)
+    close(backprop.affine(X, W, b), At.detach().numpy())
+    dX, dW, db = backprop.affine_backward(dA, X, W)
     close(dX, Xt.grad.numpy())
     close(dW, Wt.grad.numpy())
     close(db, bt.grad.numpy())
@@ -251,39 +241,39 @@ def test_affine_and_affine_backward_match_torch(seed, N, D, K):
 def test_affine_rejects_bad_shapes_naming_the_argument():
     X, W, b = np.zeros((4, 3)), np.zeros((3, 2)), np.zeros(2)
     with pytest.raises(ValueError, match=r"^X must be 2-D"):
-        nn.affine(np.zeros(3), W, b)
+        backprop.affine(np.zeros(3), W, b)
     with pytest.raises(ValueError, match=r"^W must be 2-D"):
-        nn.affine(X, np.zeros(3), b)
+        backprop.affine(X, np.zeros(3), b)
     with pytest.raises(ValueError, match=r"X.*columns.*W.*rows"):
-        nn.affine(X, np.zeros((2, 2)), b)
+        backprop.affine(X, np.zeros((2, 2)), b)
     with pytest.raises(ValueError, match=r"^b must have shape \(2,\)"):
-        nn.affine(X, W, np.zeros(3))
+        backprop.affine(X, W, np.zeros(3))
     with pytest.raises(ValueError, match=r"^b must be 1-D"):
-        nn.affine(X, W, np.zeros((1, 2)))
+        backprop.affine(X, W, np.zeros((1, 2)))
 
 
 def test_affine_backward_rejects_wrong_da_shape():
     with pytest.raises(ValueError, match=r"^dA must have shape \(4, 2\)"):
-        nn.affine_backward(np.zeros((4, 3)), np.zeros((4, 3)), np.zeros((3, 2)))
+        backprop.affine_backward(np.zeros((4, 3)), np.zeros((4, 3)), np.zeros((3, 2)))
 
 
 def test_affine_backward_rejects_x_and_w_that_do_not_fit():
     # X has 4 columns but W has 5 rows: no affine layer has this pair; dW would come out (4, 3)
     # for a (5, 3) W if this passed silently.
     with pytest.raises(ValueError, match=r"\bX\b|\bW\b"):
-        nn.affine_backward(np.ones((2, 3)), np.ones((2, 4)), np.ones((5, 3)))
+        backprop.affine_backward(np.ones((2, 3)), np.ones((2, 4)), np.ones((5, 3)))
 
 
 def test_affine_backward_accepts_array_likes_like_affine():
     # affine takes lists (np.asarray); its backward should too.
-    dX, dW, db = nn.affine_backward([[1.0, 2.0]], [[3.0]], [[4.0, 5.0]])
+    dX, dW, db = backprop.affine_backward([[1.0, 2.0]], [[3.0]], [[4.0, 5.0]])
     close(dX, [[14.0]])
     close(dW, [[3.0, 6.0]])
     close(db, [1.0, 2.0])
 
 
 def test_relu_backward_accepts_array_likes_like_relu():
-    close(nn.relu_backward([1.0, 2.0, 3.0], [0.0, 1.0, 2.0]), [0.0, 2.0, 3.0])
+    close(backprop.relu_backward([1.0, 2.0, 3.0], [0.0, 1.0, 2.0]), [0.0, 2.0, 3.0])
 
 
 @pytest.mark.parametrize("seed", SEEDS)
@@ -295,19 +285,19 @@ def test_relu_and_relu_backward_match_torch(seed, shape):
     At = leaf(A)
     Zt = torch.relu(At)
     (Zt * const(dZ)).sum().backward()
-    Z = nn.relu(A)
+    Z = backprop.relu(A)
     close(Z, Zt.detach().numpy(), atol=0)
-    close(nn.relu_backward(dZ, Z), At.grad.numpy(), atol=0)
+    close(backprop.relu_backward(dZ, Z), At.grad.numpy(), atol=0)
 
 
 def test_relu_hand_case():
-    np.testing.assert_array_equal(nn.relu(np.array([[-2.0, 0.0, 3.5]])), [[0.0, 0.0, 3.5]])
-    np.testing.assert_array_equal(nn.relu_backward(np.array([[5.0, 6.0, 7.0]]), np.array([[0.0, 0.0, 3.5]])), [[0, 0, 7.0]])
+    np.testing.assert_array_equal(backprop.relu(np.array([[-2.0, 0.0, 3.5]])), [[0.0, 0.0, 3.5]])
+    np.testing.assert_array_equal(backprop.relu_backward(np.array([[5.0, 6.0, 7.0]]), np.array([[0.0, 0.0, 3.5]])), [[0, 0, 7.0]])
 
 
 def test_relu_backward_rejects_mismatched_shapes():
     with pytest.raises(ValueError, match=r"\bdZ\b.*\bZ\b"):
-        nn.relu_backward(np.zeros((2, 3)), np.zeros((3, 2)))
+        backprop.relu_backward(np.zeros((2, 3)), np.zeros((3, 2)))
 
 
 # -- weight decay and parameters --------------------------------------------------------------------
@@ -316,29 +306,29 @@ def test_relu_backward_rejects_mismatched_shapes():
 def test_decay_hand_case():
     W1 = np.array([[1.0, 2.0], [3.0, 4.0]])  # ||W1||^2 = 30
     W2 = np.array([[0.5], [-1.5]])  # ||W2||^2 = 2.5
-    close(nn.decay((W1, W2), 2.0), 32.5)
-    close(nn.decay([W1], 0.1), 1.5)
-    assert nn.decay((W1, W2), 0.0) == 0.0
+    close(backprop.decay((W1, W2), 2.0), 32.5)
+    close(backprop.decay([W1], 0.1), 1.5)
+    assert backprop.decay((W1, W2), 0.0) == 0.0
 
 
 def test_decay_rejects_negative_lam():
     with pytest.raises(ValueError, match="lam"):
-        nn.decay([np.ones((2, 2))], -1e-3)
+        backprop.decay([np.ones((2, 2))], -1e-3)
 
 
 def test_decay_rejects_nan_lam():
     # "lam must be >= 0": nan is not, and would turn every loss into nan.
     with pytest.raises(ValueError, match="lam"):
-        nn.decay([np.ones((2, 2))], float("nan"))
+        backprop.decay([np.ones((2, 2))], float("nan"))
 
 
 def test_init_params_shapes_zero_biases_and_scale():
-    params = nn.init_params(30, 40, 5, np.random.default_rng(0), scale=0.5)
+    params = backprop.init_params(30, 40, 5, np.random.default_rng(0), scale=0.5)
     assert {k: v.shape for k, v in params.items()} == {"W1": (30, 40), "b1": (40,), "W2": (40, 5), "b2": (5,)}
     assert not params["b1"].any() and not params["b2"].any()
     # 1200 standard normals times 0.5: the sample std is within ~5% of 0.5.
     assert 0.45 < params["W1"].std() < 0.55
-    again = nn.init_params(30, 40, 5, np.random.default_rng(0), scale=0.5)
+    again = backprop.init_params(30, 40, 5, np.random.default_rng(0), scale=0.5)
     for k in params:
         np.testing.assert_array_equal(params[k], again[k])
 
@@ -346,26 +336,26 @@ def test_init_params_shapes_zero_biases_and_scale():
 @pytest.mark.parametrize("name, dims", (("D", (0, 2, 2)), ("H", (2, -1, 2)), ("K", (2, 2, 2.5))))
 def test_init_params_rejects_bad_sizes(name, dims):
     with pytest.raises(ValueError, match=rf"^{name} must be a positive integer"):
-        nn.init_params(*dims, np.random.default_rng(0))
+        backprop.init_params(*dims, np.random.default_rng(0))
 
 
 def test_init_params_accepts_integral_floats_it_validates():
     # The check accepts 2.0 ("int(value) == value"); the result must then be usable, not a TypeError.
-    params = nn.init_params(2.0, 3.0, 4.0, np.random.default_rng(0))
+    params = backprop.init_params(2.0, 3.0, 4.0, np.random.default_rng(0))
     assert params["W1"].shape == (2, 3) and params["b2"].shape == (4,)
 
 
 def test_check_params_returns_sizes():
     params = random_params(np.random.default_rng(0), 3, 5, 2)
-    assert nn.check_params(params) == (3, 5, 2)
+    assert backprop.check_params(params) == (3, 5, 2)
 
 
-@pytest.mark.parametrize("missing", nn.PARAM_NAMES)
+@pytest.mark.parametrize("missing", backprop.PARAM_NAMES)
 def test_check_params_missing_key_names_it(missing):
     params = random_params(np.random.default_rng(0), 3, 5, 2)
     del params[missing]
     with pytest.raises(KeyError, match=rf"params is missing \['{missing}'\]"):
-        nn.check_params(params)
+        backprop.check_params(params)
 
 
 @pytest.mark.parametrize(
@@ -375,14 +365,14 @@ def test_check_params_wrong_shape_names_the_parameter(name, shape):
     params = random_params(np.random.default_rng(0), 3, 5, 2)
     params[name] = np.zeros(shape)
     with pytest.raises(ValueError, match=rf"^{name} must have shape"):
-        nn.check_params(params)
+        backprop.check_params(params)
 
 
 def test_check_params_rejects_1d_weights():
     params = random_params(np.random.default_rng(0), 3, 5, 2)
     params["W1"] = np.zeros(3)
     with pytest.raises(ValueError, match="W1"):
-        nn.check_params(params)
+        backprop.check_params(params)
 
 
 # -- the two-layer network --------------------------------------------------------------------------
@@ -396,7 +386,7 @@ def test_forward_intermediates_match_torch(seed):
     P = {k: const(v) for k, v in params.items()}
     A1 = const(X) @ P["W1"] + P["b1"]
     A2 = torch.relu(A1) @ P["W2"] + P["b2"]
-    cache = nn.forward(X, params)
+    cache = backprop.forward(X, params)
     close(cache["A1"], A1.numpy())
     close(cache["Z"], torch.relu(A1).numpy())
     close(cache["A2"], A2.numpy())
@@ -406,9 +396,9 @@ def test_forward_intermediates_match_torch(seed):
 def test_forward_rejects_x_with_wrong_columns():
     params = random_params(np.random.default_rng(0), 3, 4, 2)
     with pytest.raises(ValueError, match=r"^X must have 3 columns"):
-        nn.forward(np.zeros((5, 4)), params)
+        backprop.forward(np.zeros((5, 4)), params)
     with pytest.raises(ValueError, match=r"^X must be 2-D"):
-        nn.forward(np.zeros(3), params)
+        backprop.forward(np.zeros(3), params)
 
 
 @pytest.mark.parametrize("seed", SEEDS)
@@ -420,11 +410,12 @@ def test_loss_and_grads_match_torch_autograd(seed, N, D, H, K, lam):
     T = random_targets(rng, N, K)
     params = random_params(rng, D, H, K)
     before = {k: v.copy() for k, v in params.items()}
-    L, grads = nn.loss_and_grads(X, T, params, lam)
-    L_torch, grads_torch = torch_loss_and_grads(X, T, params, lam)
+    L, grads = backprop.loss_and_grads(X, T, params, lam)
+    reference = torch_two_layer(X, T, params, lam)
+    L_torch, grads_torch = reference.loss, reference.grads
     close(L, L_torch)
-    assert set(grads) == set(nn.PARAM_NAMES)
-    for k in nn.PARAM_NAMES:
+    assert set(grads) == set(backprop.PARAM_NAMES)
+    for k in backprop.PARAM_NAMES:
         assert grads[k].shape == params[k].shape, k
         close(grads[k], grads_torch[k])
         np.testing.assert_array_equal(params[k], before[k])  # the parameters are not touched
@@ -436,13 +427,13 @@ def test_loss_includes_weight_decay_of_both_weight_matrices():
     T = random_targets(rng, 7, 4)
     params = random_params(rng, 3, 6, 4)
     lam = 0.37
-    L0, _ = nn.loss_and_grads(X, T, params, 0.0)
-    L, _ = nn.loss_and_grads(X, T, params, lam)
+    L0, _ = backprop.loss_and_grads(X, T, params, 0.0)
+    L, _ = backprop.loss_and_grads(X, T, params, lam)
     W1 = torch.tensor(params["W1"])
     W2 = torch.tensor(params["W2"])
     expected_decay = (lam / 2) * (torch.sum(W1**2) + torch.sum(W2**2)).item()
     close(L - L0, expected_decay, rtol=1e-9)
-    close(L, torch_loss_and_grads(X, T, params, lam)[0])
+    close(L, torch_two_layer(X, T, params, lam).loss)
 
 
 def test_loss_and_grads_with_soft_targets_match_torch():
@@ -450,10 +441,11 @@ def test_loss_and_grads_with_soft_targets_match_torch():
     X = rng.standard_normal((10, 4))
     T = random_targets(rng, 10, 3, soft=True)
     params = random_params(rng, 4, 5, 3)
-    L, grads = nn.loss_and_grads(X, T, params, 0.1)
-    L_torch, grads_torch = torch_loss_and_grads(X, T, params, 0.1)
+    L, grads = backprop.loss_and_grads(X, T, params, 0.1)
+    reference = torch_two_layer(X, T, params, 0.1)
+    L_torch, grads_torch = reference.loss, reference.grads
     close(L, L_torch)
-    for k in nn.PARAM_NAMES:
+    for k in backprop.PARAM_NAMES:
         close(grads[k], grads_torch[k])
 
 
@@ -463,14 +455,14 @@ def test_loss_and_grads_bad_input():
     params = random_params(rng, 3, 4, 2)
     T = np.eye(2)[[0, 1, 0, 1, 1]]
     with pytest.raises(ValueError, match=r"\bT\b"):
-        nn.loss_and_grads(X, T[:4], params, 0.0)
+        backprop.loss_and_grads(X, T[:4], params, 0.0)
     with pytest.raises(ValueError, match=r"\bT\b"):
-        nn.loss_and_grads(X, np.eye(3)[[0, 1, 2, 0, 1]], params, 0.0)
+        backprop.loss_and_grads(X, np.eye(3)[[0, 1, 2, 0, 1]], params, 0.0)
     with pytest.raises(ValueError, match="lam"):
-        nn.loss_and_grads(X, T, params, -0.1)
+        backprop.loss_and_grads(X, T, params, -0.1)
     del params["b2"]
     with pytest.raises(KeyError, match="b2"):
-        nn.loss_and_grads(X, T, params, 0.0)
+        backprop.loss_and_grads(X, T, params, 0.0)
 
 
 def test_gd_step_moves_against_the_gradient_and_leaves_params_alone():
@@ -479,15 +471,15 @@ def test_gd_step_moves_against_the_gradient_and_leaves_params_alone():
     T = random_targets(rng, 12, 3)
     params = random_params(rng, 3, 5, 3)
     before = {k: v.copy() for k, v in params.items()}
-    L, grads = nn.loss_and_grads(X, T, params, 1e-2)
+    L, grads = backprop.loss_and_grads(X, T, params, 1e-2)
     lr = 1e-3
-    new = nn.gd_step(params, grads, lr)
+    new = backprop.gd_step(params, grads, lr)
     for k in params:
         np.testing.assert_array_equal(params[k], before[k])
         assert new[k] is not params[k]
         close(new[k], before[k] - lr * grads[k])
     # A small step against the gradient lowers the loss (first order: by about lr * ||g||^2).
-    L_new, _ = torch_loss_and_grads(X, T, new, 1e-2)
+    L_new = torch_two_layer(X, T, new, 1e-2).loss
     gnorm2 = sum(float(np.sum(g**2)) for g in grads.values())
     assert L_new < L
     assert L - L_new == pytest.approx(lr * gnorm2, rel=0.05)
@@ -497,7 +489,7 @@ def test_gd_step_moves_against_the_gradient_and_leaves_params_alone():
 def test_gd_step_rejects_non_positive_lr(lr):
     params = random_params(np.random.default_rng(0), 2, 2, 2)
     with pytest.raises(ValueError, match="^lr must be positive"):
-        nn.gd_step(params, params, lr)
+        backprop.gd_step(params, params, lr)
 
 
 def test_gd_step_rejects_missing_or_misshapen_grads():
@@ -505,19 +497,19 @@ def test_gd_step_rejects_missing_or_misshapen_grads():
     grads = {k: np.zeros_like(v) for k, v in params.items()}
     del grads["W2"]
     with pytest.raises(KeyError, match=r"grads.*'W2'"):
-        nn.gd_step(params, grads, 0.1)
+        backprop.gd_step(params, grads, 0.1)
     grads["W2"] = np.zeros((2, 3))
     with pytest.raises(ValueError, match=r"grads\['W2'\]"):
-        nn.gd_step(params, grads, 0.1)
+        backprop.gd_step(params, grads, 0.1)
 
 
 def test_predict_and_accuracy_hand_case():
     # Identity layers: the class is the larger of relu(x_0), relu(x_1).
     params = {"W1": np.eye(2), "b1": np.zeros(2), "W2": np.eye(2), "b2": np.array([0.0, 0.0])}
     X = np.array([[1.0, 0.0], [0.0, 1.0], [2.0, 3.0], [5.0, -1.0]])
-    np.testing.assert_array_equal(nn.predict(X, params), [0, 1, 1, 0])
-    assert nn.accuracy(X, [0, 1, 0, 0], params) == 0.75
-    assert nn.accuracy(X, np.array([1, 0, 0, 1]), params) == 0.0
+    np.testing.assert_array_equal(backprop.predict(X, params), [0, 1, 1, 0])
+    assert backprop.accuracy(X, [0, 1, 0, 0], params) == 0.75
+    assert backprop.accuracy(X, np.array([1, 0, 0, 1]), params) == 0.0
 
 
 def test_accuracy_rejects_labels_of_the_wrong_shape():
@@ -525,7 +517,7 @@ def test_accuracy_rejects_labels_of_the_wrong_shape():
     params = {"W1": np.eye(2), "b1": np.zeros(2), "W2": np.eye(2), "b2": np.zeros(2)}
     X = np.array([[1.0, 0.0], [0.0, 1.0]])
     with pytest.raises(ValueError, match="labels"):
-        nn.accuracy(X, np.array([[0], [1]]), params)
+        backprop.accuracy(X, np.array([[0], [1]]), params)
 
 
 # -- training ---------------------------------------------------------------------------------------
@@ -534,7 +526,7 @@ def test_accuracy_rejects_labels_of_the_wrong_shape():
 def test_train_learns_the_spiral():
     X, labels = spiral()
     steps, record_every = 2000, 10
-    result = nn.train(X, labels, hidden=100, lam=1e-3, lr=1.0, steps=steps, record_every=record_every)
+    result = backprop.train(X, labels, hidden=100, lam=1e-3, lr=1.0, steps=steps, record_every=record_every)
     assert result.accuracy(X, labels) >= 0.95
     losses = np.array(result.losses)
     assert losses.shape == (steps // record_every,)
@@ -552,16 +544,16 @@ def test_train_learns_the_spiral():
 def test_train_bad_input():
     X, labels = spiral(n_per_class=5)
     with pytest.raises(ValueError, match="labels"):
-        nn.train(X, labels[:-1], steps=1)
+        backprop.train(X, labels[:-1], steps=1)
     with pytest.raises(ValueError, match="labels"):
-        nn.train(X, labels.astype(float), steps=1)
+        backprop.train(X, labels.astype(float), steps=1)
     with pytest.raises(ValueError, match="labels"):
-        nn.train(X, labels - 1, steps=1)
+        backprop.train(X, labels - 1, steps=1)
     with pytest.raises(ValueError, match="steps"):
-        nn.train(X, labels, steps=-1)
+        backprop.train(X, labels, steps=-1)
     with pytest.raises(ValueError, match="lam"):
-        nn.train(X, labels, lam=-1.0, steps=1)
+        backprop.train(X, labels, lam=-1.0, steps=1)
     with pytest.raises(ValueError, match="lr"):
-        nn.train(X, labels, lr=0.0, steps=1)
+        backprop.train(X, labels, lr=0.0, steps=1)
     with pytest.raises(ValueError, match="X"):
-        nn.train(X[:, 0], labels, steps=1)
+        backprop.train(X[:, 0], labels, steps=1)

@@ -5,15 +5,15 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from coursekit import datasets
-from coursekit.widgets import BackpropExplorer
+from coursekit.data import samples
+from coursekit.explore.nets import BackpropExplorer
 
 PNG = b"\x89PNG\r\n\x1a\n"
 
 
 @pytest.fixture(scope="module")
 def explorer():
-    X, labels = datasets.spiral(n_per_class=40)
+    X, labels = samples.spiral(n_per_class=40)
     return BackpropExplorer(X, labels, steps=300, hidden=20)
 
 
@@ -52,7 +52,7 @@ def test_a_diverging_learning_rate_is_reported_not_raised(explorer):
 
 
 def test_same_settings_give_the_same_result():
-    X, labels = datasets.spiral(n_per_class=20)
+    X, labels = samples.spiral(n_per_class=20)
     a = BackpropExplorer(X, labels, steps=50, hidden=5)
     b = BackpropExplorer(X, labels, steps=50, hidden=5)
     assert a.result.losses == b.result.losses
@@ -69,17 +69,17 @@ def test_bad_data_is_refused_with_the_shapes():
 
 
 def _two_layer_loss(seed=0):
-    from coursekit import autodiff, nn
+    from coursekit.nets import autodiff, ops, backprop
 
     g = np.random.default_rng(seed)
     X, T = g.normal(size=(8, 2)), np.eye(3)[g.integers(0, 3, size=8)]
-    P = {k: autodiff.Param(v, k) for k, v in nn.init_params(2, 4, 3, g, scale=1.0).items()}
-    L = autodiff.loss(autodiff.model(X, ((P["W1"], P["b1"]), (P["W2"], P["b2"]))), T, (P["W1"], P["W2"]), 0.1)
+    P = {k: autodiff.Param(v, k) for k, v in backprop.init_params(2, 4, 3, g, scale=1.0).items()}
+    L = ops.loss(ops.model(X, ((P["W1"], P["b1"]), (P["W2"], P["b2"]))), T, (P["W1"], P["W2"]), 0.1)
     return L, P, X, T
 
 
 def test_graph_viewer_steps_through_every_node_of_the_opened_blocks():
-    from coursekit.widgets import GraphViewer
+    from coursekit.explore.nets import GraphViewer
 
     L, P, _, _ = _two_layer_loss()
     viewer = GraphViewer(L)
@@ -92,8 +92,8 @@ def test_graph_viewer_steps_through_every_node_of_the_opened_blocks():
 
 
 def test_graph_viewer_gradients_arrive_in_reverse_order_and_end_at_backward():
-    from coursekit import nn
-    from coursekit.widgets import GraphViewer
+    from coursekit.nets import backprop
+    from coursekit.explore.nets import GraphViewer
 
     L, P, X, T = _two_layer_loss(1)
     viewer = GraphViewer(L)
@@ -102,7 +102,7 @@ def test_graph_viewer_gradients_arrive_in_reverse_order_and_end_at_backward():
     np.testing.assert_allclose(P["W1"].grad, 0.1 * P["W1"].value)
     assert P["b1"].grad is None
     viewer.step.value = viewer.step.max
-    _, reference = nn.loss_and_grads(X, T, {k: p.value for k, p in P.items()}, 0.1)
+    _, reference = backprop.loss_and_grads(X, T, {k: p.value for k, p in P.items()}, 0.1)
     for k, p in P.items():
         np.testing.assert_allclose(p.grad, reference[k], rtol=1e-10, atol=1e-14)
     viewer.step.value = 0  # going back clears the gradients again
@@ -110,7 +110,7 @@ def test_graph_viewer_gradients_arrive_in_reverse_order_and_end_at_backward():
 
 
 def test_graph_viewer_refuses_steps_out_of_range():
-    from coursekit.widgets import GraphViewer
+    from coursekit.explore.nets import GraphViewer
 
     viewer = GraphViewer(_two_layer_loss()[0])
     with pytest.raises(ValueError, match=r"step must be in \[0, 6\]; got 7"):
@@ -123,7 +123,7 @@ def test_graph_viewer_refuses_steps_out_of_range():
 def test_lti_explorer_output_is_the_convolution_and_shifts_commute():
     import scipy.signal
 
-    from coursekit.widgets import LTIExplorer
+    from coursekit.explore.convolution import LTIExplorer
 
     e = LTIExplorer(n=64)
     for signal in e.signal.options:
@@ -133,12 +133,12 @@ def test_lti_explorer_output_is_the_convolution_and_shifts_commute():
             # delaying, then filtering equals filtering, then delaying, on the samples both keep
             k = e.delay.value
             np.testing.assert_allclose(e.shift_then_filter[k:], e.filter_then_shift[k:], atol=1e-12)
-            assert e.interior_gap < 1e-12 and "away from the ends" in e.note.value
+            assert e.interior_gap < 1e-12 and "away from the ends" in e.status.value
     assert bytes(e.image.value).startswith(PNG)
 
 
 def test_lti_explorer_redraws_when_the_length_of_h_changes():
-    from coursekit.widgets import LTIExplorer
+    from coursekit.explore.convolution import LTIExplorer
 
     e = LTIExplorer(n=64)
     before = bytes(e.image.value)
@@ -151,7 +151,7 @@ def test_lti_explorer_redraws_when_the_length_of_h_changes():
 def test_kernel_explorer_presets_and_typed_kernels_filter_the_photo():
     import scipy.signal
 
-    from coursekit.widgets import KernelExplorer
+    from coursekit.explore.convolution import KernelExplorer
 
     k = KernelExplorer(photo="coins", size=64)
     for preset, kernel in k.kernels.items():
@@ -173,7 +173,7 @@ def test_kernel_explorer_presets_and_typed_kernels_filter_the_photo():
 
 
 def test_image_grid_draws_each_image_in_rows_of_ncols():
-    from coursekit import plots
+    from coursekit.explore import plots
 
     rng = np.random.default_rng(0)
     images = rng.normal(size=(7, 5, 4))
@@ -193,7 +193,7 @@ def test_image_grid_draws_each_image_in_rows_of_ncols():
 def test_image_grid_takes_torch_tensors_and_never_more_columns_than_images():
     import torch
 
-    from coursekit import plots
+    from coursekit.explore import plots
 
     images = torch.arange(2 * 3 * 3, dtype=torch.float32).reshape(2, 3, 3).requires_grad_()
     fig = plots.image_grid(images, ncols=10)
@@ -203,7 +203,7 @@ def test_image_grid_takes_torch_tensors_and_never_more_columns_than_images():
 
 
 def test_image_grid_centres_filters_on_zero_when_symmetric():
-    from coursekit import plots
+    from coursekit.explore import plots
 
     filters = np.array([[[-0.5, 0.1], [0.2, 0.3]], [[0.0, 2.0], [1.0, 0.5]], np.zeros((2, 2))])
     fig = plots.image_grid(filters, symmetric=True)
@@ -213,7 +213,7 @@ def test_image_grid_centres_filters_on_zero_when_symmetric():
 
 
 def test_image_grid_refuses_bad_input_naming_the_argument():
-    from coursekit import plots
+    from coursekit.explore import plots
 
     with pytest.raises(ValueError, match=r"^images must have shape \(N, H, W\) with N >= 1; got \(4, 4\)"):
         plots.image_grid(np.zeros((4, 4)))
@@ -226,7 +226,7 @@ def test_image_grid_refuses_bad_input_naming_the_argument():
 def test_plot_confusion_writes_every_count_and_colours_only_the_errors():
     import torch
 
-    from coursekit import plots
+    from coursekit.explore import plots
 
     rng = np.random.default_rng(1)
     matrix = rng.integers(0, 50, size=(4, 4))
@@ -252,7 +252,7 @@ def test_plot_confusion_writes_every_count_and_colours_only_the_errors():
 
 @pytest.mark.parametrize("matrix", [np.diag([5, 7, 9]), np.array([[12]])])
 def test_plot_confusion_draws_a_classifier_without_errors(matrix):
-    from coursekit import plots
+    from coursekit.explore import plots
 
     fig, (ax,) = plots.new_figure()
     plots.plot_confusion(ax, matrix)
@@ -269,7 +269,7 @@ def test_plot_confusion_draws_a_classifier_without_errors(matrix):
 
 def _prepared(images):
     """The documented input transform, by its formula: (x / 255 - mean) / std, one channel."""
-    from coursekit import training
+    from coursekit.nets import training
 
     return ((images.float() / 255.0 - training.MNIST_MEAN) / training.MNIST_STD).unsqueeze(1)
 
@@ -279,7 +279,7 @@ def digits():
     """200 random 'digits', untrained nets, and what the browser should show, worked out here."""
     import torch
 
-    from coursekit import models
+    from coursekit.nets import models
 
     g = torch.Generator().manual_seed(0)
     images = torch.randint(0, 256, (200, 28, 28), generator=g).to(torch.uint8)
@@ -304,7 +304,7 @@ def digits():
 
 @pytest.fixture(scope="module")
 def _one_browser(digits):
-    from coursekit.widgets import DigitBrowser
+    from coursekit.explore.convolution import DigitBrowser
 
     return DigitBrowser(digits["images"], digits["labels"], digits["permutation"],
                         original=digits["original"], shuffled=digits["shuffled"])
@@ -354,7 +354,7 @@ def test_digit_browser_slider_follows_the_subset(browser, digits):
     assert browser.index == wrong[0]
     browser.position.value = 3
     assert browser.index == wrong[3]
-    assert re.search(rf"\b{wrong[3]}, label {int(digits['labels'][wrong[3]])}\b", browser.table.value)
+    assert re.search(rf"\b{wrong[3]}, label {int(digits['labels'][wrong[3]])}\b", browser.status.value)
     browser.subset.value = "all digits"  # from position 3: back to the first, with the slider's full range
     assert (browser.position.value, browser.position.max, browser.index) == (0, 199, 0)
     browser.position.value = 7
@@ -366,7 +366,7 @@ def test_digit_browser_table_names_the_label_and_each_nets_predictions(browser, 
 
     for position in (5, 123):
         browser.position.value = position
-        html = browser.table.value
+        html = browser.status.value
         label = int(digits["labels"][position])
         assert re.search(rf"\b{position}, label {label}\b", html), html  # which digit, and its label
         for name in ("FC", "CNN"):
@@ -405,7 +405,7 @@ def test_digit_browser_says_so_when_a_subset_is_empty(browser):
     browser.position.value = 9
     browser.subset.value = "FC wrong on original pixels"  # no digit: the labels are its predictions
     assert browser.index is None
-    assert "no digit" in browser.table.value
+    assert "no digit" in browser.status.value
     assert browser.maps == {} and bytes(browser.image.value) == b""
     assert (browser.position.value, browser.position.max) == (0, 0)
     browser.subset.value = "all digits"  # and it comes back
@@ -416,8 +416,8 @@ def test_digit_browser_says_so_when_a_subset_is_empty(browser):
 def test_digit_browser_shows_the_named_cnns_first_layer():
     import torch
 
-    from coursekit import models
-    from coursekit.widgets import DigitBrowser
+    from coursekit.nets import models
+    from coursekit.explore.convolution import DigitBrowser
 
     torch.manual_seed(3)
     images = torch.randint(0, 256, (12, 28, 28), dtype=torch.uint8)
@@ -435,7 +435,7 @@ def test_digit_browser_shows_the_named_cnns_first_layer():
 def test_digit_browser_refuses_bad_input_naming_the_argument(digits):
     import torch
 
-    from coursekit.widgets import DigitBrowser
+    from coursekit.explore.convolution import DigitBrowser
 
     images, labels, p = digits["images"][:10], digits["labels"][:10], digits["permutation"]
     nets = {"original": digits["original"], "shuffled": digits["shuffled"]}
@@ -454,7 +454,7 @@ def test_digit_browser_refuses_bad_input_naming_the_argument(digits):
 
 
 def test_plots_refuse_a_bad_column_count_and_a_non_square_matrix():
-    from coursekit import plots
+    from coursekit.explore import plots
 
     with pytest.raises(ValueError, match="ncols must be a positive integer"):
         plots.image_grid(np.zeros((2, 3, 3)), ncols=0)

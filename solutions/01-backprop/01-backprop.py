@@ -1,3 +1,9 @@
+# ---
+# jupyter:
+#   coursekit:
+#     full_budget_on_cpu: true
+# ---
+
 # %% [markdown]
 # # Stage 01 — Backpropagation by hand
 #
@@ -27,8 +33,11 @@ import scipy.special
 import torch
 
 import coursekit
-from coursekit import datasets, nn, plots
+from coursekit.data import samples
+from coursekit.explore import plots
+from coursekit.nets import backprop
 from coursekit.grading import check, check_close, check_gradient, check_shape, numeric_gradient, own_work
+from coursekit.grading.oracles import torch_two_layer
 
 BUDGET = coursekit.budget()  # "fast" under the autograder and in CI, "full" otherwise
 coursekit.seed_everything(0)
@@ -67,14 +76,14 @@ def sigmoid(a):
 
 # %% nbgrader={"grade": true, "grade_id": "sigmoid-values", "locked": true, "points": 1, "schema_version": 3, "solution": false, "task": false}
 # sigmoid at hand-picked points, and the shape of its output.
-with own_work(*LIBRARY, what="sigmoid"):
+with own_work(*LIBRARY, stage=1, what="sigmoid"):
     s = sigmoid(np.array([0.0, 2.0, -3.0]))
     s_matrix = sigmoid(np.zeros((2, 3)))
 check_shape(s_matrix, (2, 3), "sigmoid of a (2, 3) array")
 check_close(s, [0.5, 1 / (1 + np.exp(-2.0)), 1 / (1 + np.exp(3.0))], "sigmoid([0, 2, -3])", tol=1e-12)
 ### BEGIN HIDDEN TESTS
 a_random = np.random.default_rng(11).normal(scale=5.0, size=(4, 5))
-with own_work(*LIBRARY, what="sigmoid"):
+with own_work(*LIBRARY, stage=1, what="sigmoid"):
     s_random = sigmoid(a_random)
     s_mirror = sigmoid(-a_random)
 check_close(s_random, scipy.special.expit(a_random), "sigmoid of random activations", tol=1e-12)
@@ -83,7 +92,7 @@ check_close(s_random + s_mirror, np.ones_like(a_random), "sigmoid(a) + sigmoid(-
 
 # %% nbgrader={"grade": true, "grade_id": "sigmoid-stable", "locked": true, "points": 1, "schema_version": 3, "solution": false, "task": false}
 # No overflow for large |a|: sigmoid(-1000) = 0 and sigmoid(1000) = 1.
-with own_work(*LIBRARY, what="sigmoid"):
+with own_work(*LIBRARY, stage=1, what="sigmoid"):
     s_extreme = sigmoid(np.array([-1000.0, 1000.0, -710.0, 710.0]))
 check_close(s_extreme, [0.0, 1.0, 0.0, 1.0], "sigmoid([-1000, 1000, -710, 710])", tol=1e-12)
 
@@ -105,13 +114,13 @@ def softmax(A):
 
 # %% nbgrader={"grade": true, "grade_id": "softmax-values", "locked": true, "points": 1, "schema_version": 3, "solution": false, "task": false}
 # A hand-computed case: row 1 is (1, 2, 3), row 2 has equal activations.
-with own_work(*LIBRARY, what="softmax"):
+with own_work(*LIBRARY, stage=1, what="softmax"):
     Y = softmax(np.array([[1.0, 2.0, 3.0], [5.0, 5.0, 5.0]]))
 row1 = np.exp([1.0, 2.0, 3.0]) / np.exp([1.0, 2.0, 3.0]).sum()
 check_close(Y, [row1, [1 / 3, 1 / 3, 1 / 3]], "softmax([[1, 2, 3], [5, 5, 5]])", tol=1e-12)
 ### BEGIN HIDDEN TESTS
 A_random = np.random.default_rng(12).normal(scale=3.0, size=(6, 4))
-with own_work(*LIBRARY, what="softmax"):
+with own_work(*LIBRARY, stage=1, what="softmax"):
     Y_random = softmax(A_random)
     Y_shifted = softmax(A_random + np.arange(6)[:, None] * 10.0)
 check_close(Y_random, scipy.special.softmax(A_random, axis=1), "softmax of random activations", tol=1e-12)
@@ -121,7 +130,7 @@ check_close(Y_shifted, Y_random, "softmax after adding a constant to each row", 
 # %% nbgrader={"grade": true, "grade_id": "softmax-rows", "locked": true, "points": 1, "schema_version": 3, "solution": false, "task": false}
 # Each row is a probability vector, computed row by row (not over the whole array).
 A_rows = np.array([[0.0, 1.0], [2.0, -1.0], [3.0, 3.0]])
-with own_work(*LIBRARY, what="softmax"):
+with own_work(*LIBRARY, stage=1, what="softmax"):
     Y_rows = softmax(A_rows)
     Y_first = softmax(A_rows[:1])
 check_shape(Y_rows, (3, 2), "softmax of a (3, 2) array")
@@ -130,7 +139,7 @@ check_close(Y_rows[:1], Y_first, "row 0 of softmax(A) versus the softmax of row 
 
 # %% nbgrader={"grade": true, "grade_id": "softmax-stable", "locked": true, "points": 1, "schema_version": 3, "solution": false, "task": false}
 # No overflow: activations of 1000.
-with own_work(*LIBRARY, what="softmax"):
+with own_work(*LIBRARY, stage=1, what="softmax"):
     Y_big = softmax(np.array([[1000.0, 1000.0, 0.0], [-1000.0, 0.0, 1000.0]]))
 check_close(Y_big, [[0.5, 0.5, 0.0], [0.0, 0.0, 1.0]], "softmax of activations around 1000", tol=1e-12)
 
@@ -176,7 +185,7 @@ def cross_entropy(A, T):
 # %% nbgrader={"grade": true, "grade_id": "cross-entropy-values", "locked": true, "points": 1, "schema_version": 3, "solution": false, "task": false}
 # Hand-computed cases. Equal activations over K = 3 classes give L = ln 3 whatever the targets.
 T_two = np.array([[1.0, 0.0, 0.0], [0.0, 0.0, 1.0]])
-with own_work(*LIBRARY, what="cross_entropy"):
+with own_work(*LIBRARY, stage=1, what="cross_entropy"):
     L_uniform = cross_entropy(np.zeros((2, 3)), T_two)
     L_one = cross_entropy(np.array([[2.0, 0.0, 0.0]]), T_two[:1])
 check(np.ndim(L_uniform) == 0, "cross_entropy should return a single number (a scalar)")
@@ -186,7 +195,7 @@ check_close(L_one, -np.log(np.exp(2.0) / (np.exp(2.0) + 2.0)), "cross_entropy([[
 rng_ce = np.random.default_rng(21)
 A_ce = rng_ce.normal(scale=2.0, size=(7, 5))
 labels_ce = rng_ce.integers(0, 5, size=7)
-with own_work(*LIBRARY, what="cross_entropy"):
+with own_work(*LIBRARY, stage=1, what="cross_entropy"):
     L_random = cross_entropy(A_ce, np.eye(5)[labels_ce])
 L_torch = torch.nn.functional.cross_entropy(torch.tensor(A_ce), torch.tensor(labels_ce)).item()
 check_close(L_random, L_torch, "cross_entropy of random activations", tol=1e-10)
@@ -195,7 +204,7 @@ check_close(L_random, L_torch, "cross_entropy of random activations", tol=1e-10)
 # %% nbgrader={"grade": true, "grade_id": "cross-entropy-average", "locked": true, "points": 1, "schema_version": 3, "solution": false, "task": false}
 # L is an average over the N samples: stacking the batch twice leaves it unchanged.
 A_avg = np.array([[0.5, -1.0, 2.0], [1.0, 1.0, 0.0]])
-with own_work(*LIBRARY, what="cross_entropy"):
+with own_work(*LIBRARY, stage=1, what="cross_entropy"):
     L_once = cross_entropy(A_avg, T_two)
     L_twice = cross_entropy(np.vstack([A_avg, A_avg]), np.vstack([T_two, T_two]))
     L_first = cross_entropy(A_avg[:1], T_two[:1])
@@ -206,7 +215,7 @@ check_close(L_once, (L_first + L_second) / 2, "cross_entropy of 2 samples versus
 # %% nbgrader={"grade": true, "grade_id": "cross-entropy-stable", "locked": true, "points": 1, "schema_version": 3, "solution": false, "task": false}
 # No overflow and no log(0): activations 1000 apart.
 A_far = np.array([[1000.0, 0.0, 0.0], [0.0, 0.0, -1000.0]])
-with own_work(*LIBRARY, what="cross_entropy"):
+with own_work(*LIBRARY, stage=1, what="cross_entropy"):
     L_far = cross_entropy(A_far, np.array([[0.0, 1.0, 0.0], [0.0, 0.0, 1.0]]))
 # row 1 pays 1000; row 2 pays 1000 + ln 2 (its two equal activations share the mass)
 check_close(L_far, (2000.0 + np.log(2.0)) / 2, "cross_entropy of activations 1000 apart", tol=1e-12)
@@ -242,14 +251,14 @@ A_g = rng_g.normal(size=(5, 4))
 labels_g = np.array([0, 3, 1, 1, 2])
 A_torch = torch.tensor(A_g, requires_grad=True)
 torch.nn.functional.cross_entropy(A_torch, torch.tensor(labels_g)).backward()
-with own_work(*LIBRARY, what="cross_entropy_grad"):
+with own_work(*LIBRARY, stage=1, what="cross_entropy_grad"):
     dA = cross_entropy_grad(A_g, np.eye(4)[labels_g])
 check_shape(dA, (5, 4), "cross_entropy_grad of a (5, 4) batch")
 check_close(dA, A_torch.grad.numpy(), "cross_entropy_grad versus torch autograd", tol=1e-10)
 ### BEGIN HIDDEN TESTS
 A_g2 = rng_g.normal(scale=3.0, size=(9, 3))
 T_g2 = np.eye(3)[rng_g.integers(0, 3, size=9)]
-with own_work(*LIBRARY, what="cross_entropy_grad"):
+with own_work(*LIBRARY, stage=1, what="cross_entropy_grad"):
     dA2_student = cross_entropy_grad(A_g2, T_g2)
 def loss_of(A_):
     return -(T_g2 * scipy.special.log_softmax(A_, axis=1)).sum() / A_.shape[0]
@@ -259,7 +268,7 @@ check_gradient(loss_of, A_g2.copy(), dA2_student, "cross_entropy_grad on a (9, 3
 # %% nbgrader={"grade": true, "grade_id": "cross-entropy-grad-sign", "locked": true, "points": 1, "schema_version": 3, "solution": false, "task": false}
 # The lecture's reading of the gradient: raising the correct class's activation lowers the loss
 # (negative entry), raising a wrong class's activation raises it (positive entries); each row sums to 0.
-with own_work(*LIBRARY, what="cross_entropy_grad"):
+with own_work(*LIBRARY, stage=1, what="cross_entropy_grad"):
     dA_sign = cross_entropy_grad(np.array([[0.3, -0.2, 1.0], [2.0, 0.0, 0.5]]), T_two)
 check_shape(dA_sign, (2, 3), "cross_entropy_grad of a (2, 3) batch")
 check(dA_sign[0, 0] < 0 and dA_sign[1, 2] < 0, "the gradient should be negative at the correct classes")
@@ -318,20 +327,10 @@ def forward(X, T, params, lam):
 
 
 # %% [markdown]
-# The tests compare your forward pass with the same network written in torch:
+# The tests compare your forward pass with the same network written in torch
+# (`coursekit.grading.oracles.torch_two_layer`: its loss, gradients by autograd, and activations).
 
-# %% nbgrader={"grade": false, "grade_id": "torch-oracle", "locked": true, "schema_version": 3, "solution": false, "task": false}
-def torch_two_layer(X, T, params, lam):
-    """The two-layer net in torch (float64): the tests' oracle for values and, through autograd, gradients."""
-    P = {k: torch.tensor(v, dtype=torch.float64, requires_grad=True) for k, v in params.items()}
-    A1 = torch.tensor(X) @ P["W1"] + P["b1"]
-    A2 = torch.relu(A1) @ P["W2"] + P["b2"]
-    L = -(torch.tensor(T) * torch.log_softmax(A2, dim=1)).sum() / X.shape[0]
-    L = L + lam / 2 * ((P["W1"] ** 2).sum() + (P["W2"] ** 2).sum())
-    L.backward()
-    return L.item(), {k: p.grad.numpy() for k, p in P.items()}, A1.detach().numpy(), A2.detach().numpy()
-
-
+# %% nbgrader={"grade": false, "grade_id": "test-problems", "locked": true, "schema_version": 3, "solution": false, "task": false}
 def small_problem(seed, N=6, D=3, H=5, K=4):
     """A random batch and random parameters (scale 1, so that relu cuts about half the units)."""
     g = np.random.default_rng(seed)
@@ -342,8 +341,9 @@ def small_problem(seed, N=6, D=3, H=5, K=4):
 # %% nbgrader={"grade": true, "grade_id": "forward-activations", "locked": true, "points": 1, "schema_version": 3, "solution": false, "task": false}
 # The cached activations A1, Z, A2, Y of a small network, versus torch.
 X_f, T_f, params_f = small_problem(31)
-_, _, A1_torch, A2_torch = torch_two_layer(X_f, T_f, params_f, 0.1)
-with own_work(*LIBRARY, what="forward"):
+reference_f = torch_two_layer(X_f, T_f, params_f, 0.1)
+A1_torch, A2_torch = reference_f.A1, reference_f.A2
+with own_work(*LIBRARY, stage=1, what="forward"):
     L_f, cache_f = forward(X_f, T_f, params_f, 0.1)
 check(isinstance(cache_f, dict), "forward should return (L, cache) with cache a dict")
 missing = [key for key in ("X", "A1", "Z", "A2", "Y") if key not in cache_f]
@@ -356,15 +356,15 @@ check_close(cache_f["Y"], scipy.special.softmax(A2_torch, axis=1), "cache['Y']",
 # %% nbgrader={"grade": true, "grade_id": "forward-loss", "locked": true, "points": 1, "schema_version": 3, "solution": false, "task": false}
 # The loss with and without weight decay, versus torch.
 for lam_f in (0.0, 0.1):
-    L_torch_f, _, _, _ = torch_two_layer(X_f, T_f, params_f, lam_f)
-    with own_work(*LIBRARY, what="forward"):
+    L_torch_f = torch_two_layer(X_f, T_f, params_f, lam_f).loss
+    with own_work(*LIBRARY, stage=1, what="forward"):
         L_student, _ = forward(X_f, T_f, params_f, lam_f)
     check(np.ndim(L_student) == 0, "forward should return the loss L as a single number")
     check_close(L_student, L_torch_f, f"the loss L with lam = {lam_f}", tol=1e-12)
 ### BEGIN HIDDEN TESTS
 X_h, T_h, params_h = small_problem(32, N=11, D=2, H=7, K=3)
-L_torch_h, _, _, _ = torch_two_layer(X_h, T_h, params_h, 0.37)
-with own_work(*LIBRARY, what="forward"):
+L_torch_h = torch_two_layer(X_h, T_h, params_h, 0.37).loss
+with own_work(*LIBRARY, stage=1, what="forward"):
     L_h, _ = forward(X_h, T_h, params_h, 0.37)
 check_close(L_h, L_torch_h, "the loss of a (11, 2) -> 7 -> 3 network", tol=1e-12)
 ### END HIDDEN TESTS
@@ -414,9 +414,9 @@ def backward(cache, T, params, lam):
 
 # %% nbgrader={"grade": true, "grade_id": "backward-torch", "locked": true, "points": 2, "schema_version": 3, "solution": false, "task": false}
 # Every gradient versus torch autograd (float64), with weight decay. Agreement is ~1e-15 when correct.
-_, grads_torch, _, _ = torch_two_layer(X_f, T_f, params_f, 0.1)
-cache_b = nn.forward(X_f, params_f)  # the reference forward pass: your backward is graded on its own
-with own_work(*LIBRARY, what="backward"):
+grads_torch = torch_two_layer(X_f, T_f, params_f, 0.1).grads
+cache_b = backprop.forward(X_f, params_f)  # the reference forward pass: your backward is graded on its own
+with own_work(*LIBRARY, stage=1, what="backward"):
     grads_b = backward(cache_b, T_f, params_f, 0.1)
 check(isinstance(grads_b, dict), "backward should return a dict of gradients")
 for key in ("W1", "b1", "W2", "b2"):
@@ -436,17 +436,17 @@ def loss_for(key):
         D = -(T_n * scipy.special.log_softmax(A2, axis=1)).sum() / X_n.shape[0]
         return D + lam_n / 2 * ((P["W1"] ** 2).sum() + (P["W2"] ** 2).sum())
     return loss
-cache_n = nn.forward(X_n, params_n)
-with own_work(*LIBRARY, what="backward"):
+cache_n = backprop.forward(X_n, params_n)
+with own_work(*LIBRARY, stage=1, what="backward"):
     grads_n = backward(cache_n, T_n, params_n, lam_n)
 for key in ("W1", "b1", "W2", "b2"):
     check_gradient(loss_for(key), params_n[key].copy(), grads_n[key], f"the gradient of {key}")
 ### BEGIN HIDDEN TESTS
 for lam_hidden in (0.0, 1.3):
     X_hb, T_hb, params_hb = small_problem(34, N=13, D=2, H=9, K=5)
-    _, grads_hb, _, _ = torch_two_layer(X_hb, T_hb, params_hb, lam_hidden)
-    cache_hb = nn.forward(X_hb, params_hb)
-    with own_work(*LIBRARY, what="backward"):
+    grads_hb = torch_two_layer(X_hb, T_hb, params_hb, lam_hidden).grads
+    cache_hb = backprop.forward(X_hb, params_hb)
+    with own_work(*LIBRARY, stage=1, what="backward"):
         grads_student_hb = backward(cache_hb, T_hb, params_hb, lam_hidden)
     for key in ("W1", "b1", "W2", "b2"):
         check_close(grads_student_hb[key], grads_hb[key], f"the gradient of {key} (lam = {lam_hidden})", tol=1e-10)
@@ -491,7 +491,7 @@ def gd_step(params, grads, lr):
 # One step on hand-picked numbers: every parameter, weights and biases, moves against its gradient.
 params_s = {"W1": np.array([[1.0, 2.0]]), "b1": np.array([0.5, -0.5]), "W2": np.array([[3.0], [-1.0]]), "b2": np.array([0.0])}
 grads_s = {"W1": np.array([[0.5, -1.0]]), "b1": np.array([1.0, 2.0]), "W2": np.array([[0.0], [4.0]]), "b2": np.array([-2.0])}
-with own_work(*LIBRARY, what="gd_step"):
+with own_work(*LIBRARY, stage=1, what="gd_step"):
     stepped = gd_step(params_s, grads_s, 0.1)
 expected_step = {"W1": [[0.95, 2.1]], "b1": [0.4, -0.7], "W2": [[3.0], [-1.4]], "b2": [0.2]}
 for key, value in expected_step.items():
@@ -506,7 +506,7 @@ for key, value in expected_step.items():
 # `forward`, `backward` and `gd_step`; parameters start as small random weights and zero biases.
 
 # %% nbgrader={"grade": false, "grade_id": "spiral-training-loop", "locked": true, "schema_version": 3, "solution": false, "task": false}
-X_spiral, labels_spiral = datasets.spiral(n_per_class=100, num_classes=3, noise=0.2, seed=0)
+X_spiral, labels_spiral = samples.spiral(n_per_class=100, num_classes=3, noise=0.2, seed=0)
 T_spiral = np.eye(3)[labels_spiral]
 STEPS = BUDGET.pick(full=5000, fast=2000)
 
@@ -531,7 +531,7 @@ def predict(X, params):
 # %% nbgrader={"grade": true, "grade_id": "training-accuracy", "locked": true, "points": 2, "schema_version": 3, "solution": false, "task": false}
 # Train with your functions. Full budget (5000 steps): at least 95% training accuracy;
 # fast budget used by the autograder (2000 steps): at least 90% (a correct network reaches about 96%).
-with own_work(*LIBRARY, what="training with forward, backward and gd_step", seconds=120):
+with own_work(*LIBRARY, stage=1, what="training with forward, backward and gd_step", seconds=120):
     params_trained, losses_trained = train(X_spiral, T_spiral)
 accuracy_trained = float(np.mean(predict(X_spiral, params_trained) == labels_spiral))
 required = BUDGET.pick(full=0.95, fast=0.90)
@@ -556,7 +556,7 @@ else:
 #
 # Drag the sliders: each change retrains the network (1000 steps, seeded: fewer than above, so expect a few
 # points less accuracy at the same settings) with the reference
-# implementation in `coursekit.nn` and redraws the decision regions and the loss. Things to try:
+# implementation in `coursekit.nets.backprop` and redraws the decision regions and the loss. Things to try:
 # a hidden width of 2 or 3 (how many "folds" can the regions have?); $\lambda$ near 0.1 (the weights are pulled
 # to 0 and the regions become nearly linear); a learning rate of 10 (the loss jumps up and training gets stuck:
 # many relu units receive only negative activations and stop learning); $\lambda = 1$ with $\varepsilon = 10$
@@ -564,7 +564,7 @@ else:
 
 # %% nbgrader={"grade": false, "grade_id": "explorer", "locked": true, "schema_version": 3, "solution": false, "task": false}
 if not coursekit.under_grading():  # the autograder skips the widget: it retrains on every change
-    from coursekit.widgets import BackpropExplorer
+    from coursekit.explore.nets import BackpropExplorer
 
     explorer = BackpropExplorer(X_spiral, labels_spiral, steps=1000)
     display(explorer)
@@ -578,6 +578,6 @@ if not coursekit.under_grading():  # the autograder skips the widget: it retrain
 # hand-written backward pass into code that writes itself: each operation becomes a node that knows its
 # own backward rule.
 #
-# The reference versions of these pieces live in `coursekit.nn` (`sigmoid`, `softmax`, `log_softmax`,
+# The reference versions of these pieces live in `coursekit.nets.backprop` (`sigmoid`, `softmax`, `log_softmax`,
 # `cross_entropy`, `cross_entropy_grad`, `forward`, `loss_and_grads`, `gd_step`, `train`); the spiral is
-# `coursekit.datasets.spiral`, and the explorer is `coursekit.widgets.BackpropExplorer`.
+# `coursekit.data.samples.spiral`, and the explorer is `coursekit.explore.nets.BackpropExplorer`.

@@ -1,3 +1,9 @@
+# ---
+# jupyter:
+#   coursekit:
+#     full_budget_on_cpu: true
+# ---
+
 # %% [markdown]
 # # Stage 02 — Automatic differentiation with nodes and blocks
 #
@@ -23,7 +29,7 @@
 # 3. train the stage-01 network with them and check the gradients against your stage-01 backprop and torch autograd;
 # 4. watch the backward pass run node by node in a graph viewer.
 #
-# **The engine** is `coursekit.autodiff`: `node(value, back, inputs)` records an operation, `Param` is a
+# **The engine** is `coursekit.nets.autodiff`: `node(value, back, inputs)` records an operation, `Param` is a
 # parameter, `value(x)` gives the numpy array of a node or of a plain array, `backward(L)` runs the whole
 # backward pass, and `block(out, inputs, back)` makes a block. In `back(dOut, *dIns)`, `dOut` is a numpy
 # array and each `dIn` is a gradient **slot**: `dIn += g` *assigns* on the first contribution and *adds*
@@ -36,8 +42,10 @@ import scipy.special
 import torch
 
 import coursekit
-from coursekit import datasets, nn, plots
-from coursekit.autodiff import Param, backward, block, node, value
+from coursekit.data import samples
+from coursekit.explore import plots
+from coursekit.nets import backprop
+from coursekit.nets.autodiff import Param, backward, block, node, value
 from coursekit.grading import check, check_close, check_gradients, node_gradients, own_work, torch_gradients
 
 BUDGET = coursekit.budget()  # "fast" under the autograder and in CI, "full" otherwise
@@ -54,6 +62,7 @@ print(BUDGET)
 
 # %% nbgrader={"grade": false, "grade_id": "relu-back", "locked": false, "schema_version": 3, "solution": true, "task": false}
 def relu(A):
+    """max(0, A) as a node; back adds dZ where A was positive (shapes of A)."""
     Z = np.maximum(0.0, value(A))
 
     def back(dZ, dA):
@@ -68,13 +77,13 @@ def relu(A):
 # The gradient that relu passes back, versus torch autograd, for a random upstream gradient dZ.
 rng = np.random.default_rng(201)
 A_r, dZ_r = rng.normal(size=(5, 4)), rng.normal(size=(5, 4))
-with own_work(what="relu's back"):
+with own_work(stage=2, what="relu's back"):
     got = node_gradients(relu, (A_r,), dZ_r)
 check_gradients(got, torch_gradients(torch.relu, (A_r,), dZ_r), ["dA"])
 
 # %% nbgrader={"grade": true, "grade_id": "relu-back-accumulates", "locked": true, "points": 1, "schema_version": 3, "solution": false, "task": false}
 # A value used twice: if A's gradient already holds a contribution (here 1 everywhere), back adds to it.
-with own_work(what="relu's back"):
+with own_work(stage=2, what="relu's back"):
     got = node_gradients(relu, (A_r,), dZ_r, prefill=1.0)
 expected = torch_gradients(torch.relu, (A_r,), dZ_r)[0] + 1.0
 check_gradients(got, [expected], ["dA after an earlier contribution of 1"])
@@ -86,6 +95,8 @@ check_gradients(got, [expected], ["dA after an earlier contribution of 1"])
 
 # %% nbgrader={"grade": false, "grade_id": "affine-back", "locked": false, "schema_version": 3, "solution": true, "task": false}
 def affine(X, U):
+    """X W + b as a node, for X (N, D) and U = (W (D, K), b (K,)); back adds X^T dA, the column sums
+    of dA, and dA W^T to the gradients of W, b and X."""
     W, b = U
     x, w = value(X), value(W)
     A = x @ w + value(b)
@@ -106,12 +117,12 @@ def affine(X, U):
 rng = np.random.default_rng(202)
 X_a, W_a, b_a = rng.normal(size=(6, 3)), rng.normal(size=(3, 4)), rng.normal(size=4)
 dA_a = rng.normal(size=(6, 4))
-with own_work(what="affine's back"):
+with own_work(stage=2, what="affine's back"):
     got = node_gradients(affine, (X_a, (W_a, b_a)), dA_a)
 expected = torch_gradients(lambda X, U: X @ U[0] + U[1], (X_a, (W_a, b_a)), dA_a)
 check_gradients(got, expected, ["dX", "dW", "db"])
 ### BEGIN HIDDEN TESTS
-with own_work(what="affine's back"):
+with own_work(stage=2, what="affine's back"):
     got = node_gradients(affine, (X_a, (W_a, b_a)), dA_a, prefill=-2.0)
 check_gradients(got, [g - 2.0 for g in expected], ["dX", "dW", "db"])
 ### END HIDDEN TESTS
@@ -124,6 +135,8 @@ check_gradients(got, [g - 2.0 for g in expected], ["dX", "dW", "db"])
 
 # %% nbgrader={"grade": false, "grade_id": "entropy-back", "locked": false, "schema_version": 3, "solution": true, "task": false}
 def entropy(A, T):
+    """The average cross-entropy of softmax(A) against T, both (N, K), as a scalar node; back adds
+    dD (Y - T) / N to the gradient of A."""
     a, t = value(A), value(T)
     log_Y = a - scipy.special.logsumexp(a, axis=1, keepdims=True)
     Y = np.exp(log_Y)
@@ -144,13 +157,13 @@ rng = np.random.default_rng(203)
 A_e = rng.normal(size=(7, 3))
 labels_e = rng.integers(0, 3, size=7)
 T_e = np.eye(3)[labels_e]
-with own_work(what="entropy's back"):
+with own_work(stage=2, what="entropy's back"):
     got = node_gradients(entropy, (A_e, T_e), 0.7, constants=(1,))
 expected = torch_gradients(lambda A, T: torch.nn.functional.cross_entropy(A, T.argmax(dim=1)), (A_e, T_e), 0.7,
                            constants=(1,))
 check_gradients(got, expected, ["dA"])
 # A used twice: an earlier contribution (here 0.5 everywhere) must be kept and added to.
-with own_work(what="entropy's back"):
+with own_work(stage=2, what="entropy's back"):
     got = node_gradients(entropy, (A_e, T_e), 0.7, constants=(1,), prefill=0.5)
 check_gradients(got, [expected[0] + 0.5], ["dA after an earlier contribution of 0.5"])
 
@@ -161,6 +174,8 @@ check_gradients(got, [expected[0] + 0.5], ["dA after an earlier contribution of 
 
 # %% nbgrader={"grade": false, "grade_id": "decay-back", "locked": false, "schema_version": 3, "solution": true, "task": false}
 def decay(W, lam):
+    """(lam / 2) sum_i ||W_i||^2 over a tuple of weights, as a scalar node; back adds dR lam W_i to
+    each weight's gradient."""
     W = tuple(W)
     ws = [value(w) for w in W]
     R = 0.5 * lam * sum(float(np.sum(w * w)) for w in ws)
@@ -178,12 +193,12 @@ def decay(W, lam):
 # The gradients of two weights of different shapes, with lam = 0.3 and an upstream gradient dR = 1.5.
 rng = np.random.default_rng(204)
 W1_d, W2_d = rng.normal(size=(3, 5)), rng.normal(size=(5, 2))
-with own_work(what="decay's back"):
+with own_work(stage=2, what="decay's back"):
     got = node_gradients(lambda W: decay(W, 0.3), ((W1_d, W2_d),), 1.5)
 expected = torch_gradients(lambda W: 0.15 * ((W[0] ** 2).sum() + (W[1] ** 2).sum()), ((W1_d, W2_d),), 1.5)
 check_gradients(got, expected, ["dW1", "dW2"])
 # The weights are also used by affine nodes: an earlier contribution (here -1) must be kept.
-with own_work(what="decay's back"):
+with own_work(stage=2, what="decay's back"):
     got = node_gradients(lambda W: decay(W, 0.3), ((W1_d, W2_d),), 1.5, prefill=-1.0)
 check_gradients(got, [g - 1.0 for g in expected], ["dW1 after an earlier contribution", "dW2 after an earlier contribution"])
 
@@ -193,6 +208,7 @@ check_gradients(got, [g - 1.0 for g in expected], ["dW1 after an earlier contrib
 
 # %% nbgrader={"grade": false, "grade_id": "add-back", "locked": false, "schema_version": 3, "solution": true, "task": false}
 def add(X):
+    """The sum of a tuple of values of one shape, as a node; back adds dS to every input's gradient."""
     X = tuple(X)
     S = sum(value(x) for x in X)
 
@@ -210,14 +226,14 @@ def add(X):
 rng = np.random.default_rng(205)
 P_s = [rng.normal(size=(2, 3)) for _ in range(3)]
 dS_s = rng.normal(size=(2, 3))
-with own_work(what="add's back"):
+with own_work(stage=2, what="add's back"):
     got = node_gradients(add, (tuple(P_s),), dS_s)
 check_gradients(got, torch_gradients(lambda X: X[0] + X[1] + X[2], (tuple(P_s),), dS_s), ["dX0", "dX1", "dX2"])
 
 # %% nbgrader={"grade": true, "grade_id": "add-back-reuse", "locked": true, "points": 1, "schema_version": 3, "solution": false, "task": false}
 # The same value added to itself, S = add((P, P)): both contributions must reach P, so dP = 2 dS.
 P_one = Param(np.random.default_rng(207).normal(size=(2, 3)), "P")
-with own_work(what="add's back"):
+with own_work(stage=2, what="add's back"):
     S_one = add((P_one, P_one))
     S_one.slot += dS_s
     S_one.back()
@@ -248,7 +264,7 @@ check_gradients([P_one.grad], [2 * dS_s], ["dP for S = P + P"])
 #     return block(L, back)                    return block(A2, back)
 # ```
 #
-# In `coursekit.autodiff`, a block also names its inputs, `block(out, inputs, back)`, and `back` takes no
+# In `coursekit.nets.autodiff`, a block also names its inputs, `block(out, inputs, back)`, and `back` takes no
 # arguments (each node remembers its inputs, so `Z.back()` is enough; `Z.back(A1)` also works and checks them).
 #
 # ### Exercise 2.1 — the loss block
@@ -256,6 +272,7 @@ check_gradients([P_one.grad], [2 * dS_s], ["dP for S = P + P"])
 
 # %% nbgrader={"grade": false, "grade_id": "loss-block", "locked": false, "schema_version": 3, "solution": true, "task": false}
 def loss(A, T, W, lam):
+    """entropy(A, T) + decay(W, lam) as a block of three nodes; its back calls them in reverse order."""
     ### BEGIN SOLUTION
     D = entropy(A, T)
     R = decay(W, lam)
@@ -295,14 +312,14 @@ def make_problem(seed, N=6, D=3, H=5, K=4):
 X_l, T_l, P_l = make_problem(41)
 A_l = X_l @ P_l["W1"]  # any (N, K) activations will do: use (6, 5) ones with 5 classes
 T_l5 = np.eye(5)[np.arange(6) % 5]
-with own_work(what="the loss block"):
+with own_work(stage=2, what="the loss block"):
     L_l = loss(Param(A_l, "A"), T_l5, (Param(P_l["W1"], "W1"), Param(P_l["W2"], "W2")), 0.2)
 expected = torch_loss(torch.tensor(A_l), torch.tensor(T_l5), (torch.tensor(P_l["W1"]), torch.tensor(P_l["W2"])), 0.2)
 check_close(value(L_l), expected.item(), "the value of loss(A, T, W, lam)", tol=1e-12)
 
 # %% nbgrader={"grade": true, "grade_id": "loss-block-back", "locked": true, "points": 2, "schema_version": 3, "solution": false, "task": false}
 # The block's back: the gradients of A, W1 and W2 versus torch autograd.
-with own_work(what="the loss block"):
+with own_work(stage=2, what="the loss block"):
     got = node_gradients(lambda A, W: loss(A, T_l5, W, 0.2), (A_l, (P_l["W1"], P_l["W2"])), 1.0)
 expected = torch_gradients(lambda A, W: torch_loss(A, torch.tensor(T_l5), W, 0.2), (A_l, (P_l["W1"], P_l["W2"])), 1.0)
 check_gradients(got, expected, ["dA", "dW1", "dW2"])
@@ -313,6 +330,8 @@ check_gradients(got, expected, ["dA", "dW1", "dW2"])
 
 # %% nbgrader={"grade": false, "grade_id": "model-block", "locked": false, "schema_version": 3, "solution": true, "task": false}
 def model(X, U):
+    """affine -> relu -> affine as a block, for U = ((W1, b1), (W2, b2)); its back calls the three
+    nodes in reverse order."""
     ### BEGIN SOLUTION
     U1, U2 = U
     A1 = affine(X, U1)
@@ -333,7 +352,7 @@ def model(X, U):
 X_m, T_m, P_m = make_problem(42)
 U_m = ((P_m["W1"], P_m["b1"]), (P_m["W2"], P_m["b2"]))
 dA2_m = np.random.default_rng(206).normal(size=(6, 4))
-with own_work(what="the model block"):
+with own_work(stage=2, what="the model block"):
     A2_m = model(X_m, tuple(tuple(Param(p, "p") for p in u) for u in U_m))
     got = node_gradients(model, (X_m, U_m), dA2_m)
 check_close(value(A2_m), torch_model(torch.tensor(X_m), tuple(tuple(torch.tensor(p) for p in u) for u in U_m)).numpy(),
@@ -362,7 +381,7 @@ check_gradients(got, torch_gradients(torch_model, (X_m, U_m), dA2_m), ["dX", "dW
 #
 # The forward pass is now all we write; `backward(L)` clears every gradient in the graph, seeds $dL = 1$ and runs
 # the `back` rules in reverse order. First, the gradients must equal those of the hand-written backprop of
-# stage 01 (`coursekit.nn.loss_and_grads`, the slide's code) and of torch autograd.
+# stage 01 (`coursekit.nets.backprop.loss_and_grads`, the slide's code) and of torch autograd.
 
 # %% nbgrader={"grade": false, "grade_id": "engine-gradients", "locked": true, "schema_version": 3, "solution": false, "task": false}
 def engine_gradients(X, T, params, lam):
@@ -377,8 +396,8 @@ def engine_gradients(X, T, params, lam):
 # Your engine's gradients equal the hand-written backprop of stage 01 to 1e-10 (relative),
 # and a second backward pass gives the same gradients, not twice them.
 X_t, T_t, P_t = make_problem(43, N=10, D=2, H=8, K=3)
-L_ref, G_ref = nn.loss_and_grads(X_t, T_t, P_t, 0.05)
-with own_work(what="the engine with your nodes and blocks"):
+L_ref, G_ref = backprop.loss_and_grads(X_t, T_t, P_t, 0.05)
+with own_work(stage=2, what="the engine with your nodes and blocks"):
     L_eng, G_eng = engine_gradients(X_t, T_t, P_t, 0.05)
     P_twice = {k: Param(v, k) for k, v in P_t.items()}
     L_twice = loss(model(X_t, ((P_twice["W1"], P_twice["b1"]), (P_twice["W2"], P_twice["b2"]))), T_t,
@@ -392,7 +411,7 @@ check_gradients([P_twice[k].grad for k in names], [G_ref[k] for k in names],
                 [f"the gradient of {k} after two backward passes" for k in names])
 ### BEGIN HIDDEN TESTS
 X_h, T_h, P_h = make_problem(44, N=9, D=4, H=6, K=5)
-with own_work(what="the engine with your nodes and blocks"):
+with own_work(stage=2, what="the engine with your nodes and blocks"):
     _, G_h = engine_gradients(X_h, T_h, P_h, 0.0)
 expected = torch_gradients(
     lambda W1, b1, W2, b2: torch_loss(torch_model(torch.tensor(X_h), ((W1, b1), (W2, b2))), torch.tensor(T_h), (W1, W2), 0.0),
@@ -406,7 +425,7 @@ check_gradients([G_h[k] for k in names], expected, [f"the gradient of {k} (lam =
 # has spikes: the step is large for this problem, and the loss recovers at once. That is not a bug in `back`.)
 
 # %% nbgrader={"grade": false, "grade_id": "engine-training-loop", "locked": true, "schema_version": 3, "solution": false, "task": false}
-X_spiral, labels_spiral = datasets.spiral(n_per_class=100, num_classes=3, noise=0.2, seed=0)
+X_spiral, labels_spiral = samples.spiral(n_per_class=100, num_classes=3, noise=0.2, seed=0)
 T_spiral = np.eye(3)[labels_spiral]
 STEPS = BUDGET.pick(full=5000, fast=2000)
 
@@ -427,7 +446,7 @@ def train_with_engine(X, T, hidden=100, lam=1e-3, lr=1.0, steps=STEPS, seed=0):
 
 # %% nbgrader={"grade": true, "grade_id": "engine-training", "locked": true, "points": 1, "schema_version": 3, "solution": false, "task": false}
 # Training with your engine reaches the accuracy of stage 01 (fast budget: 2000 steps, >= 90%; full: >= 95%).
-with own_work(what="training with your nodes and blocks", seconds=120):
+with own_work(stage=2, what="training with your nodes and blocks", seconds=120):
     trained, losses_trained = train_with_engine(X_spiral, T_spiral)
 W1_t, b1_t, W2_t, b2_t = (p.value for p in trained)
 predicted = (np.maximum(X_spiral @ W1_t + b1_t, 0.0) @ W2_t + b2_t).argmax(axis=1)
@@ -459,15 +478,15 @@ else:
 
 # %% nbgrader={"grade": false, "grade_id": "graph-viewer", "locked": true, "schema_version": 3, "solution": false, "task": false}
 if not coursekit.under_grading():  # the autograder skips the widget
-    from coursekit import autodiff
-    from coursekit.widgets import GraphViewer
+    from coursekit.nets import ops
+    from coursekit.explore.nets import GraphViewer
 
     g_view = np.random.default_rng(0)
     X_view, T_view = X_spiral[::38][:8], T_spiral[::38][:8]
     V1, c1 = Param(g_view.normal(size=(2, 4)), "W1"), Param(np.zeros(4), "b1")
     V2, c2 = Param(g_view.normal(size=(4, 3)), "W2"), Param(np.zeros(3), "b2")
     # drawn with coursekit's reference nodes, so that the viewer works before your answers do
-    L_view = autodiff.loss(autodiff.model(X_view, ((V1, c1), (V2, c2))), T_view, (V1, V2), 0.1)
+    L_view = ops.loss(ops.model(X_view, ((V1, c1), (V2, c2))), T_view, (V1, V2), 0.1)
     display(GraphViewer(L_view))
 
 # %% [markdown]
@@ -476,6 +495,7 @@ if not coursekit.under_grading():  # the autograder skips the widget
 # Each operation now carries its own backward rule, `node(value, back, inputs)`; gradient slots that assign
 # first and add afterwards make reuse correct; blocks compose nodes into `loss` and `model`; and `backward`
 # runs everything in reverse order. The result equals the hand-written backprop of stage 01 and torch
-# autograd. The reference engine is `coursekit.autodiff` (with `relu`, `affine`, `entropy`, `decay`, `add`,
-# `loss`, `model`, `backward`, `no_grad` for inference); the viewer is `coursekit.widgets.GraphViewer`.
+# autograd. The reference engine is `coursekit.nets.autodiff` (`node`, `block`, `Param`, `backward`, `no_grad`
+# for inference), the reference operations are `coursekit.nets.ops` (`relu`, `affine`, `entropy`, `decay`, `add`,
+# `loss`, `model`); the viewer is `coursekit.explore.nets.GraphViewer`.
 # Next, stage 03 adds the operation that made deep learning work for images: convolution.

@@ -1,3 +1,9 @@
+# ---
+# jupyter:
+#   coursekit:
+#     full_budget_on_cpu: true
+# ---
+
 # %% [markdown]
 # # Stage 03 — Convolution as a linear time-invariant system
 #
@@ -12,7 +18,7 @@
 # 4. see where translation equivariance holds, where it breaks, and what pooling adds.
 #
 # A test cell that passes prints nothing. *Run All* stops at the first failing test: until your answers
-# are done, run the cells one by one. While your code is graded, the reference `coursekit.conv` is switched off.
+# are done, run the cells one by one. While your code is graded, the reference `coursekit.convolution` is switched off.
 
 # %% nbgrader={"grade": false, "grade_id": "setup", "locked": true, "schema_version": 3, "solution": false, "task": false}
 import numpy as np
@@ -21,7 +27,8 @@ import scipy.signal
 import torch
 
 import coursekit
-from coursekit import datasets, plots
+from coursekit.data import samples
+from coursekit.explore import plots
 from coursekit.grading import check, check_close, check_gradients, check_shape, own_work, python_lines
 
 BUDGET = coursekit.budget()
@@ -60,7 +67,7 @@ def shift(x, k):
 
 # %% nbgrader={"grade": true, "grade_id": "shift-tests", "locked": true, "points": 1, "schema_version": 3, "solution": false, "task": false}
 # Delays, advances, zero-fill, and shifts longer than the signal.
-with own_work(*LIBRARY, what="shift"):
+with own_work(*LIBRARY, stage=3, what="shift"):
     delayed = shift(np.array([1.0, 2.0, 3.0, 4.0]), 1)
     advanced = shift(np.array([1.0, 2.0, 3.0, 4.0]), -2)
     gone = shift(np.array([1.0, 2.0]), 5)
@@ -96,7 +103,7 @@ def convolve(x, h):
 
 # %% nbgrader={"grade": true, "grade_id": "convolve-values", "locked": true, "points": 1, "schema_version": 3, "solution": false, "task": false}
 # A hand-computed case: (1, 2, 3) * (0, 1, 0.5) = (0, 1, 2.5, 4, 1.5); and the output length.
-with own_work(*LIBRARY, what="convolve"):
+with own_work(*LIBRARY, stage=3, what="convolve"):
     y_hand = convolve(np.array([1.0, 2.0, 3.0]), np.array([0.0, 1.0, 0.5]))
     y_len = convolve(np.ones(7), np.ones(3))
 check_close(y_hand, [0.0, 1.0, 2.5, 4.0, 1.5], "convolve([1, 2, 3], [0, 1, 0.5])", tol=1e-12)
@@ -105,7 +112,7 @@ check_shape(y_len, (9,), "convolve of lengths 7 and 3")
 rng = np.random.default_rng(301)
 for len_x, len_h in ((13, 4), (3, 8), (1, 1)):
     x_c, h_c = rng.normal(size=len_x), rng.normal(size=len_h)
-    with own_work(*LIBRARY, what="convolve"):
+    with own_work(*LIBRARY, stage=3, what="convolve"):
         y_c = convolve(x_c, h_c)
     check_close(y_c, np.convolve(x_c, h_c), f"convolve of random signals of lengths {len_x} and {len_h}", tol=1e-10)
 ### END HIDDEN TESTS
@@ -115,7 +122,7 @@ for len_x, len_h in ((13, 4), (3, 8), (1, 1)):
 # and convolution commutes.
 h_asym = np.array([3.0, 2.0, 1.0, 0.5])
 x_asym = np.random.default_rng(302).normal(size=6)
-with own_work(*LIBRARY, what="convolve"):
+with own_work(*LIBRARY, stage=3, what="convolve"):
     y_delta = convolve(np.array([1.0]), h_asym)
     xh, hx = convolve(x_asym, h_asym), convolve(h_asym, x_asym)
 check_close(y_delta, h_asym, "convolve(delta, h)", tol=1e-12)
@@ -148,7 +155,7 @@ def black_box(x):
     return scipy.linalg.toeplitz(column, np.zeros(len(x))) @ x
 
 
-with own_work(*LIBRARY, what="impulse_response"):
+with own_work(*LIBRARY, stage=3, what="impulse_response"):
     h_found = impulse_response(black_box, 16)
 check_shape(h_found, (16,), "impulse_response(black_box, 16)")
 check_close(h_found, np.r_[secret_h, np.zeros(12)], "the impulse response of the black box", tol=1e-12)
@@ -156,30 +163,30 @@ x_any = np.random.default_rng(303).normal(size=16)
 check_close(np.convolve(x_any, h_found)[:16], black_box(x_any), "x * h versus f(x) for a random x", tol=1e-10)
 ### BEGIN HIDDEN TESTS
 other_h = np.random.default_rng(311).normal(size=7)
-with own_work(*LIBRARY, what="impulse_response"):
+with own_work(*LIBRARY, stage=3, what="impulse_response"):
     h_other = impulse_response(lambda x: scipy.linalg.toeplitz(np.r_[other_h, np.zeros(18)], np.zeros(25)) @ x, 25)
 check_close(h_other, np.r_[other_h, np.zeros(18)], "the impulse response of another causal filter", tol=1e-12, atol=1e-15)
 ### END HIDDEN TESTS
 
 # %% [markdown]
-# Which systems are LTI? `coursekit.conv.is_linear` and `is_time_invariant` test the two definitions on random
+# Which systems are LTI? `coursekit.convolution.signals.is_linear` and `is_time_invariant` test the two definitions on random
 # signals. A moving average passes both; squaring is not linear; a gain that grows with time is not time-invariant.
 
 # %% nbgrader={"grade": false, "grade_id": "lti-demo", "locked": true, "schema_version": 3, "solution": false, "task": false}
-from coursekit import conv as ck_conv
+from coursekit.convolution import filters, layer, signals
 
 systems = {
     "moving average of 5": lambda x: np.convolve(x, np.full(5, 0.2))[: len(x)],
     "squaring": lambda x: x**2,
     "gain growing with time": lambda x: x * np.arange(len(x)),
-    "delay by 3": lambda x: ck_conv.shift(x, 3),
+    "delay by 3": lambda x: signals.shift(x, 3),
 }
 for name, f in systems.items():
-    print(f"{name:>24}: linear {ck_conv.is_linear(f)}, time-invariant {ck_conv.is_time_invariant(f)}")
+    print(f"{name:>24}: linear {signals.is_linear(f)}, time-invariant {signals.is_time_invariant(f)}")
 
 # %% nbgrader={"grade": false, "grade_id": "lti-explorer", "locked": true, "schema_version": 3, "solution": false, "task": false}
 if not coursekit.under_grading():
-    from coursekit.widgets import LTIExplorer
+    from coursekit.explore.convolution import LTIExplorer
 
     display(LTIExplorer())
 
@@ -196,7 +203,7 @@ x_b = np.ones(12)
 h_b = np.full(5, 0.2)
 fig, axes = plots.new_figure(ncols=3, width=3.2, height=2.4)
 for ax, mode in zip(axes, ("full", "same", "valid")):
-    y = ck_conv.convolve(x_b, h_b, mode)
+    y = signals.convolve(x_b, h_b, mode)
     ax.stem(y, basefmt="k-")
     ax.set_title(f"{mode}: {len(y)} samples")
     ax.set_ylim(0, 1.1)
@@ -231,9 +238,9 @@ def conv2d(image, kernel):
 
 # %% nbgrader={"grade": true, "grade_id": "conv2d-scipy", "locked": true, "points": 1, "schema_version": 3, "solution": false, "task": false}
 # Versus scipy.signal.convolve2d(mode="valid") on a photo patch, with an asymmetric kernel.
-patch = datasets.photo("camera", size=40)
+patch = samples.photo("camera", size=40)
 k_asym = np.random.default_rng(304).normal(size=(3, 4))
-with own_work(*LIBRARY, what="conv2d"):
+with own_work(*LIBRARY, stage=3, what="conv2d"):
     out_patch = conv2d(patch, k_asym)
 expected = scipy.signal.convolve2d(patch.astype(np.float64), k_asym, mode="valid")
 check_close(out_patch, expected, "conv2d(photo, kernel)", tol=1e-5, atol=1e-5)  # float32 sums are fine
@@ -245,7 +252,7 @@ image_tf = np.arange(36.0).reshape(6, 6)
 corner = np.zeros((3, 3))
 corner[0, 0] = 1.0
 ramp = np.tile(np.arange(8.0), (8, 1))
-with own_work(*LIBRARY, what="conv2d"):
+with own_work(*LIBRARY, stage=3, what="conv2d"):
     out_corner = conv2d(image_tf, corner)
     out_sobel = conv2d(ramp, np.array([[1.0, 0.0, -1.0], [2.0, 0.0, -2.0], [1.0, 0.0, -1.0]]))
 check(not np.allclose(out_corner, image_tf[:-2, :-2]),
@@ -258,24 +265,24 @@ check_close(out_sobel, np.full((6, 6), 8.0), "conv2d(ramp, Sobel x)")
 # intensity changes, the Laplacian to edges in any direction. Which one does `torch.nn.functional.conv2d` compute?
 
 # %% nbgrader={"grade": false, "grade_id": "kernels-demo", "locked": true, "schema_version": 3, "solution": false, "task": false}
-photo = datasets.photo("camera", size=BUDGET.pick(full=256, fast=96))
-kernels = {"box 5x5": ck_conv.box(5), "gaussian σ=2": ck_conv.gaussian(2.0), "sobel x": ck_conv.SOBEL_X,
-           "sobel y": ck_conv.SOBEL_Y, "laplacian": ck_conv.LAPLACIAN}
+photo = samples.photo("camera", size=BUDGET.pick(full=256, fast=96))
+kernels = {"box 5x5": filters.box(5), "gaussian σ=2": filters.gaussian(2.0), "sobel x": filters.SOBEL_X,
+           "sobel y": filters.SOBEL_Y, "laplacian": filters.LAPLACIAN}
 fig, axes = plots.new_figure(ncols=6, width=2.3, height=2.5)
 axes[0].imshow(photo, cmap="gray")
 axes[0].set_title("camera")
 for ax, (name, k) in zip(axes[1:], kernels.items()):
-    ax.imshow(ck_conv.convolve2d(photo, k), cmap="gray")
+    ax.imshow(filters.convolve2d(photo, k), cmap="gray")
     ax.set_title(name)
 for ax in axes:
     ax.set_xticks([])
     ax.set_yticks([])
 plots.show(fig)
 
-k_t = torch.tensor(ck_conv.SOBEL_X)[None, None]
+k_t = torch.tensor(filters.SOBEL_X)[None, None]
 torch_out = torch.nn.functional.conv2d(torch.tensor(photo, dtype=torch.float64)[None, None], k_t)[0, 0].numpy()
-print("torch conv2d == cross-correlation:", np.allclose(torch_out, ck_conv.correlate2d(photo, ck_conv.SOBEL_X, "valid")))
-print("torch conv2d == convolution:      ", np.allclose(torch_out, ck_conv.convolve2d(photo, ck_conv.SOBEL_X, "valid")))
+print("torch conv2d == cross-correlation:", np.allclose(torch_out, filters.correlate2d(photo, filters.SOBEL_X, "valid")))
+print("torch conv2d == convolution:      ", np.allclose(torch_out, filters.convolve2d(photo, filters.SOBEL_X, "valid")))
 
 # %% [markdown]
 # `torch.nn.functional.conv2d`, like every deep-learning library, computes the **cross-correlation**. For a layer
@@ -295,8 +302,8 @@ def shift2d(image, dy, dx):
     return out
 
 
-a = ck_conv.convolve2d(shift2d(photo, 5, 5), ck_conv.SOBEL_X)
-b = shift2d(ck_conv.convolve2d(photo, ck_conv.SOBEL_X), 5, 5)
+a = filters.convolve2d(shift2d(photo, 5, 5), filters.SOBEL_X)
+b = shift2d(filters.convolve2d(photo, filters.SOBEL_X), 5, 5)
 gap = np.abs(a - b)
 print(f"interior: max |f(t x) - t f(x)| = {gap[8:-8, 8:-8].max():.2e}; near the border: {gap.max():.2e}")
 
@@ -326,7 +333,7 @@ def output_size(n, k, stride=1, padding=0):
 # LeNet's C1 (32 -> 28 with 5x5), "same" padding, AlexNet's first layer (227, 11x11, stride 4 -> 55),
 # and a stride that does not divide evenly; each checked against torch's actual output size.
 results = {}
-with own_work(*LIBRARY, what="output_size"):
+with own_work(*LIBRARY, stage=3, what="output_size"):
     for case in [(32, 5, 1, 0), (28, 3, 1, 1), (227, 11, 4, 0), (10, 3, 2, 1), (7, 3, 3, 0)]:
         results[case] = output_size(*case)
 for (n, k, s, p), got in results.items():
@@ -364,7 +371,7 @@ def conv_forward(x, w, b, stride=1, padding=0):
 rng = np.random.default_rng(305)
 for stride, padding in ((1, 0), (1, 1), (2, 1), (3, 2)):
     x_l, w_l, b_l = rng.normal(size=(2, 3, 9, 8)), rng.normal(size=(4, 3, 3, 2)), rng.normal(size=4)
-    with own_work(*LIBRARY, what="conv_forward"):
+    with own_work(*LIBRARY, stage=3, what="conv_forward"):
         out_l, _ = conv_forward(x_l, w_l, b_l, stride, padding)
     expected = torch.nn.functional.conv2d(torch.tensor(x_l), torch.tensor(w_l), torch.tensor(b_l), stride=stride, padding=padding)
     check_close(out_l, expected.numpy(), f"conv_forward with stride {stride}, padding {padding}", tol=1e-9, atol=1e-12)
@@ -374,7 +381,7 @@ for stride, padding in ((1, 0), (1, 1), (2, 1), (3, 2)):
 # 300 lines of Python (a loop over pixels runs thousands; loops over kernel offsets are fine). Counted, not timed.
 rng = np.random.default_rng(306)
 x_v, w_v, b_v = rng.normal(size=(4, 3, 32, 32)), rng.normal(size=(8, 3, 3, 3)), rng.normal(size=8)
-with own_work(*LIBRARY, what="conv_forward"):
+with own_work(*LIBRARY, stage=3, what="conv_forward"):
     (out_v, _), lines = python_lines(conv_forward, x_v, w_v, b_v, 1, 1)
 check_shape(out_v, (4, 8, 32, 32), "conv_forward of a (4, 3, 32, 32) input with 8 filters, padding 1")
 check(lines <= 300, f"conv_forward ran {lines} lines of Python on this input: vectorise it (im2col) instead of looping over pixels")
@@ -415,7 +422,7 @@ for stride, padding in ((1, 1), (2, 0), (2, 2)):
     out_t = torch.nn.functional.conv2d(xt, wt, bt, stride=stride, padding=padding)
     dout_b = rng.normal(size=tuple(out_t.shape))
     out_t.backward(torch.tensor(dout_b))
-    with own_work(*LIBRARY, what="conv_backward"):
+    with own_work(*LIBRARY, stage=3, what="conv_backward"):
         _, cache_b = conv_forward(x_b, w_b, b_b, stride, padding)
         grads = conv_backward(dout_b, cache_b)
     check(len(grads) == 3, "conv_backward should return (dx, dw, db)")
@@ -427,7 +434,7 @@ for stride, padding in ((1, 1), (2, 0), (2, 2)):
 rng = np.random.default_rng(308)
 x_vb, w_vb, b_vb = rng.normal(size=(4, 3, 32, 32)), rng.normal(size=(8, 3, 3, 3)), rng.normal(size=8)
 dout_vb = rng.normal(size=(4, 8, 32, 32))
-with own_work(*LIBRARY, what="conv_backward"):
+with own_work(*LIBRARY, stage=3, what="conv_backward"):
     _, cache_vb = conv_forward(x_vb, w_vb, b_vb, 1, 1)
     grads_vb, lines = python_lines(conv_backward, dout_vb, cache_vb)
 check_shape(grads_vb[0], (4, 3, 32, 32), "dx of a (4, 3, 32, 32) input")
@@ -438,7 +445,7 @@ check(lines <= 300, f"conv_backward ran {lines} lines of Python on this input: l
 
 # %% nbgrader={"grade": false, "grade_id": "one-by-one-demo", "locked": true, "schema_version": 3, "solution": false, "task": false}
 x_11, w_11 = np.random.default_rng(309).normal(size=(2, 6, 5, 5)), np.random.default_rng(310).normal(size=(4, 6, 1, 1))
-out_11, _ = ck_conv.conv_forward(x_11, w_11, np.zeros(4))
+out_11, _ = layer.conv_forward(x_11, w_11, np.zeros(4))
 print("1x1 convolution == matrix product over channels:",
       np.allclose(out_11, np.einsum("fc,nchw->nfhw", w_11[:, :, 0, 0], x_11)))
 
@@ -455,11 +462,11 @@ def relative_change(a, b):
     return float(np.abs(a - b).mean() / np.abs(a).mean())
 
 
-maps = ck_conv.convolve2d(photo, ck_conv.SOBEL_X)[None, None]
-maps_moved = ck_conv.convolve2d(shift2d(photo, 0, 1), ck_conv.SOBEL_X)[None, None]
+maps = filters.convolve2d(photo, filters.SOBEL_X)[None, None]
+maps_moved = filters.convolve2d(shift2d(photo, 0, 1), filters.SOBEL_X)[None, None]
 print(f"{'feature maps':<24} relative change {relative_change(maps, maps_moved):.2f}")
 for size in (2, 4):
-    pooled = relative_change(ck_conv.max_pool(np.abs(maps), size), ck_conv.max_pool(np.abs(maps_moved), size))
+    pooled = relative_change(layer.max_pool(np.abs(maps), size), layer.max_pool(np.abs(maps_moved), size))
     print(f"{f'after {size}x{size} max pooling':<24} relative change {pooled:.2f}")
 
 # %% [markdown] nbgrader={"grade": true, "grade_id": "weight-sharing-question", "locked": false, "points": 2, "schema_version": 3, "solution": true, "task": false}
@@ -480,7 +487,7 @@ for size in (2, 4):
 
 # %% nbgrader={"grade": false, "grade_id": "kernel-explorer", "locked": true, "schema_version": 3, "solution": false, "task": false}
 if not coursekit.under_grading():
-    from coursekit.widgets import KernelExplorer
+    from coursekit.explore.convolution import KernelExplorer
 
     display(KernelExplorer())
 
@@ -490,6 +497,7 @@ if not coursekit.under_grading():
 # An LTI system is a convolution with its impulse response; on images the same operation is a filter, flipped
 # (convolution) or not (correlation, what layers compute); a convolution layer applies a bank of shared filters,
 # vectorised as one matrix product with im2col; it is equivariant to translation away from the borders, and
-# pooling adds approximate invariance. The reference pieces are in `coursekit.conv` (`shift`, `convolve`,
-# `impulse_response`, `convolve2d`, `correlate2d`, `output_size`, `im2col`, `conv_forward`, `conv_backward`,
-# `max_pool`, and `conv`, a node for the stage-02 engine); the explorers are `coursekit.widgets.LTIExplorer` and `KernelExplorer`.
+# pooling adds approximate invariance. The reference pieces are in `coursekit.convolution`: `signals` (`shift`,
+# `convolve`, `impulse_response`), `filters` (`convolve2d`, `correlate2d`, the kernels) and `layer` (`output_size`,
+# `im2col`, `conv_forward`, `conv_backward`, `max_pool`, and `conv`, a node for the stage-02 engine); the
+# explorers are `coursekit.explore.convolution.LTIExplorer` and `KernelExplorer`.

@@ -135,7 +135,7 @@ class Session:
 
 
 def load_wrong_answers(stage: str):
-    """The stage's module of wrong answers: ``WRONG[grade_id] = {label: source}`` and ``DELEGATING``."""
+    """The stage's module of wrong answers (``WRONG`` and ``DELEGATING``), or None if it has none."""
     path = WRONG_ANSWERS / f"{stage}.py"
     if not path.is_file():
         return None
@@ -143,3 +143,42 @@ def load_wrong_answers(stage: str):
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module
+
+
+def strip_markers(source: str) -> str:
+    """An answer as a student would type it: the instructor's solution without nbgrader's markers."""
+    return "\n".join(line for line in source.splitlines()
+                     if line.strip() not in ("### BEGIN SOLUTION", "### END SOLUTION"))
+
+
+class StaleEdit(LookupError):
+    """A wrong answer edits a solution line that no longer exists (or exists more than once)."""
+
+
+def apply_edits(solution: str, edits, where: str) -> str:
+    """The solution with each ``(old, new)`` edit applied: ``old``, one or more whole lines of the
+    solution (a final newline aside), must occur exactly once, and is replaced by ``new``."""
+    text = solution
+    for old, new in edits:
+        old, new = old.rstrip("\n"), new.rstrip("\n")
+        count = text.count(old)
+        if count != 1:
+            raise StaleEdit(f"{where}: the solution holds {count} copies of the lines this wrong answer edits "
+                            f"(it needs exactly one); update the edit:\n{old}")
+        text = text.replace(old, new)
+    return text
+
+
+def solution_answers(stage: str) -> dict[str, str]:
+    """grade_id -> the instructor's answer, as a student would type it."""
+    nb = course.read_notebook(course.solution_path(ROOT, stage))
+    return {course.nbgrader_meta(c)["grade_id"]: strip_markers(c.source) for c in nb.cells if course.is_answer(c)}
+
+
+def wrong_answers(stage: str) -> dict[str, dict[str, str]]:
+    """grade_id -> {mistake: the whole answer cell}, each made by applying that mistake's edits to the
+    solution; raises :class:`StaleEdit` for an edit whose lines the solution no longer has."""
+    module = load_wrong_answers(stage)
+    solved = solution_answers(stage)
+    return {gid: {label: apply_edits(solved[gid], edits, f"{stage} {gid} ({label})") for label, edits in answers.items()}
+            for gid, answers in module.WRONG.items()}

@@ -45,12 +45,6 @@ def nbgrader(course_dir: Path, *args: str) -> subprocess.CompletedProcess:
     return done
 
 
-def strip_markers(source: str) -> str:
-    """An answer as a student would type it: the instructor's solution without nbgrader's markers."""
-    return "\n".join(line for line in source.splitlines()
-                     if line.strip() not in ("### BEGIN SOLUTION", "### END SOLUTION"))
-
-
 def submission(release: nbformat.NotebookNode, answers: dict[str, str]) -> nbformat.NotebookNode:
     nb = nbformat.from_dict(release)
     for cell in nb.cells:
@@ -104,10 +98,10 @@ def graded(request, tmp_path_factory):
 
     source = course.read_notebook(root / "solutions" / stage / f"{stage}.ipynb")
     release = course.read_notebook(root / "notebooks" / stage / f"{stage}.ipynb")
-    solved = {course.nbgrader_meta(c)["grade_id"]: strip_markers(c.source)
+    solved = {course.nbgrader_meta(c)["grade_id"]: support.strip_markers(c.source)
               for c in source.cells if course.nbgrader_meta(c).get("solution")}
     exercises = course.exercises(source)
-    first, wrong_one = exercises[0], support.load_wrong_answers(stage).WRONG[exercises[0].grade_id]
+    first, wrong_one = exercises[0], support.wrong_answers(stage)[exercises[0].grade_id]
     students = {
         "ada": submission(release, solved),
         "bob": submission(release, {}),

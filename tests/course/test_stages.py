@@ -79,6 +79,10 @@ def test_wrong_answers_are_registered_for_every_exercise(stage):
     assert set(module.DELEGATING) == ids, "DELEGATING must cover exactly the stage's answer cells"
     thin = {gid: len(v) for gid, v in module.WRONG.items() if len(v) < 2}
     assert not thin, f"every exercise needs at least two wrong answers: {thin}"
+    solved = support.solution_answers(stage)
+    for gid, answers in support.wrong_answers(stage).items():  # raises on an edit of lines that are gone
+        unchanged = [label for label, source in answers.items() if source.strip() == solved[gid].strip()]
+        assert not unchanged, f"{gid}: these wrong answers leave the solution as it is: {unchanged}"
 
 
 @pytest.fixture(scope="module", params=STAGES)
@@ -94,7 +98,8 @@ def _variants(stage):
     module = support.load_wrong_answers(stage)
     if module is None:
         return []
-    return [(gid, label, src) for gid, answers in module.WRONG.items() for label, src in answers.items()] + [
+    wrong = support.wrong_answers(stage)
+    return [(gid, label, src) for gid, answers in wrong.items() for label, src in answers.items()] + [
         (gid, "delegates to coursekit", src) for gid, src in module.DELEGATING.items()
     ]
 

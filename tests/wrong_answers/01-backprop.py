@@ -1,215 +1,264 @@
-"""Plausible wrong answers to the stage-01 exercises (DESIGN §4).
+"""Plausible wrong answers to the stage-01 exercises (docs/ANATOMY.md, "Wrong answers").
 
-``WRONG[grade_id]`` maps a description of the mistake to the whole answer cell as a student
-would submit it; each must make at least one of that exercise's test cells fail.
-``DELEGATING[grade_id]`` is an answer that only calls a coursekit piece (the stage's own module or,
-as for cross_entropy and backward here, another stage's engine); it must fail too.
+``WRONG[grade_id]`` maps a description of the mistake to the edits that turn the instructor's answer
+into it: ``(old, new)`` pairs, where ``old`` is one or more whole lines of the solution (found exactly
+once; a check fails loudly once the solution no longer has them) and ``new`` replaces them. Each must
+make at least one of that exercise's test cells fail.
+``DELEGATING[grade_id]`` is a whole answer that only calls a coursekit piece of this stage (or a later
+one); it must fail too.
 """
 
 WRONG = {
-    "sigmoid-impl": {
-        "the textbook formula, which overflows for a = -1000": """
-def sigmoid(a):
-    return 1.0 / (1.0 + np.exp(-np.asarray(a, dtype=float)))
+    'sigmoid-impl': {
+        'the textbook formula, which overflows for a = -1000': [
+            ("""\
+    a = np.asarray(a, dtype=np.float64)
+    e = np.exp(-np.abs(a))  # in (0, 1]: cannot overflow
+    return np.where(a >= 0, 1.0 / (1.0 + e), e / (1.0 + e))
 """,
-        "exp(a) / (1 + exp(a)) everywhere, which overflows for a = 1000": """
-def sigmoid(a):
+             '    return 1.0 / (1.0 + np.exp(-np.asarray(a, dtype=float)))'),
+        ],
+        'exp(a) / (1 + exp(a)) everywhere, which overflows for a = 1000': [
+            ("""\
+    a = np.asarray(a, dtype=np.float64)
+    e = np.exp(-np.abs(a))  # in (0, 1]: cannot overflow
+    return np.where(a >= 0, 1.0 / (1.0 + e), e / (1.0 + e))
+""",
+             """\
     e = np.exp(np.asarray(a, dtype=float))
     return e / (1.0 + e)
+"""),
+        ],
+        'the sign of the exponent flipped (this is sigmoid(-a))': [
+            ("""\
+    a = np.asarray(a, dtype=np.float64)
+    e = np.exp(-np.abs(a))  # in (0, 1]: cannot overflow
+    return np.where(a >= 0, 1.0 / (1.0 + e), e / (1.0 + e))
 """,
-        "the sign of the exponent flipped (this is sigmoid(-a))": """
-def sigmoid(a):
+             """\
     a = np.asarray(a, dtype=float)
     e = np.exp(-np.abs(a))
     return np.where(a >= 0, e / (1.0 + e), 1.0 / (1.0 + e))
-""",
+"""),
+        ],
     },
-    "softmax-impl": {
-        "no maximum subtracted, which overflows": """
-def softmax(A):
-    E = np.exp(np.asarray(A, dtype=float))
+    'softmax-impl': {
+        'no maximum subtracted, which overflows': [
+            ("""\
+    A = np.asarray(A, dtype=np.float64)
+    E = np.exp(A - A.max(axis=1, keepdims=True))
+""",
+             '    E = np.exp(np.asarray(A, dtype=float))'),
+        ],
+        'normalised over columns (axis 0) instead of rows': [
+            ("""\
+    A = np.asarray(A, dtype=np.float64)
+    E = np.exp(A - A.max(axis=1, keepdims=True))
     return E / E.sum(axis=1, keepdims=True)
 """,
-        "normalised over columns (axis 0) instead of rows": """
-def softmax(A):
+             """\
     A = np.asarray(A, dtype=float)
     E = np.exp(A - A.max(axis=0, keepdims=True))
     return E / E.sum(axis=0, keepdims=True)
+"""),
+        ],
+        'normalised over the whole array': [
+            ("""\
+    A = np.asarray(A, dtype=np.float64)
+    E = np.exp(A - A.max(axis=1, keepdims=True))
+    return E / E.sum(axis=1, keepdims=True)
 """,
-        "normalised over the whole array": """
-def softmax(A):
+             """\
     A = np.asarray(A, dtype=float)
     E = np.exp(A - A.max())
     return E / E.sum()
-""",
+"""),
+        ],
     },
-    "cross-entropy-impl": {
-        "summed over samples: the 1/N forgotten": """
-def cross_entropy(A, T):
-    A = np.asarray(A, dtype=float)
+    'cross-entropy-impl': {
+        'summed over samples: the 1/N forgotten': [
+            ('    A = np.asarray(A, dtype=np.float64)',
+             '    A = np.asarray(A, dtype=float)'),
+            ('    return float(-(T * log_Y).sum() / A.shape[0])',
+             '    return float(-(T * log_Y).sum())'),
+        ],
+        'log of the softmax output, which takes log(0)': [
+            ("""\
+    A = np.asarray(A, dtype=np.float64)
     m = A.max(axis=1, keepdims=True)
     log_Y = A - m - np.log(np.exp(A - m).sum(axis=1, keepdims=True))
-    return float(-(T * log_Y).sum())
+    return float(-(T * log_Y).sum() / A.shape[0])
 """,
-        "log of the softmax output, which takes log(0)": """
-def cross_entropy(A, T):
-    return float(-(T * np.log(softmax(A))).sum() / np.shape(A)[0])
-""",
-        "averaged over all N*K entries instead of the N samples": """
-def cross_entropy(A, T):
-    A = np.asarray(A, dtype=float)
-    m = A.max(axis=1, keepdims=True)
-    log_Y = A - m - np.log(np.exp(A - m).sum(axis=1, keepdims=True))
-    return float(-(T * log_Y).mean())
-""",
+             '    return float(-(T * np.log(softmax(A))).sum() / np.shape(A)[0])'),
+        ],
+        'averaged over all N*K entries instead of the N samples': [
+            ('    A = np.asarray(A, dtype=np.float64)',
+             '    A = np.asarray(A, dtype=float)'),
+            ('    return float(-(T * log_Y).sum() / A.shape[0])',
+             '    return float(-(T * log_Y).mean())'),
+        ],
     },
-    "cross-entropy-grad-impl": {
-        "the 1/N forgotten": """
-def cross_entropy_grad(A, T):
-    return softmax(A) - T
-""",
-        "the sign flipped: (T - Y) / N": """
-def cross_entropy_grad(A, T):
-    return (T - softmax(A)) / np.shape(A)[0]
-""",
-        "divided by K instead of N": """
-def cross_entropy_grad(A, T):
-    return (softmax(A) - T) / np.shape(A)[1]
-""",
+    'cross-entropy-grad-impl': {
+        'the 1/N forgotten': [
+            ('    return (softmax(A) - T) / np.shape(A)[0]',
+             '    return softmax(A) - T'),
+        ],
+        'the sign flipped: (T - Y) / N': [
+            ('    return (softmax(A) - T) / np.shape(A)[0]',
+             '    return (T - softmax(A)) / np.shape(A)[0]'),
+        ],
+        'divided by K instead of N': [
+            ('    return (softmax(A) - T) / np.shape(A)[0]',
+             '    return (softmax(A) - T) / np.shape(A)[1]'),
+        ],
     },
-    "forward-impl": {
-        "weight decay without the 1/2": """
-def forward(X, T, params, lam):
-    W1, b1, W2, b2 = params["W1"], params["b1"], params["W2"], params["b2"]
-    A1 = X @ W1 + b1
-    Z = np.maximum(0.0, A1)
-    A2 = Z @ W2 + b2
+    'forward-impl': {
+        'weight decay without the 1/2': [
+            ("""\
+    Y = softmax(A2)
+    R = 0.5 * lam * (np.sum(W1 * W1) + np.sum(W2 * W2))
+    L = cross_entropy(A2, T) + R
+    return float(L), {"X": X, "A1": A1, "Z": Z, "A2": A2, "Y": Y}
+""",
+             """\
     R = lam * (np.sum(W1 * W1) + np.sum(W2 * W2))
     return float(cross_entropy(A2, T) + R), {"X": X, "A1": A1, "Z": Z, "A2": A2, "Y": softmax(A2)}
+"""),
+        ],
+        'no relu between the layers': [
+            ('    Z = np.maximum(0.0, A1)',
+             '    Z = A1'),
+            ('    Y = softmax(A2)',
+             ''),
+            ("""\
+    L = cross_entropy(A2, T) + R
+    return float(L), {"X": X, "A1": A1, "Z": Z, "A2": A2, "Y": Y}
 """,
-        "no relu between the layers": """
-def forward(X, T, params, lam):
-    W1, b1, W2, b2 = params["W1"], params["b1"], params["W2"], params["b2"]
-    A1 = X @ W1 + b1
-    Z = A1
+             '    return float(cross_entropy(A2, T) + R), {"X": X, "A1": A1, "Z": Z, "A2": A2, "Y": softmax(A2)}'),
+        ],
+        'the second bias forgotten': [
+            ('    W1, b1, W2, b2 = params["W1"], params["b1"], params["W2"], params["b2"]',
+             '    W1, b1, W2 = params["W1"], params["b1"], params["W2"]'),
+            ("""\
     A2 = Z @ W2 + b2
-    R = 0.5 * lam * (np.sum(W1 * W1) + np.sum(W2 * W2))
-    return float(cross_entropy(A2, T) + R), {"X": X, "A1": A1, "Z": Z, "A2": A2, "Y": softmax(A2)}
+    Y = softmax(A2)
 """,
-        "the second bias forgotten": """
-def forward(X, T, params, lam):
-    W1, b1, W2 = params["W1"], params["b1"], params["W2"]
-    A1 = X @ W1 + b1
-    Z = np.maximum(0.0, A1)
-    A2 = Z @ W2
-    R = 0.5 * lam * (np.sum(W1 * W1) + np.sum(W2 * W2))
-    return float(cross_entropy(A2, T) + R), {"X": X, "A1": A1, "Z": Z, "A2": A2, "Y": softmax(A2)}
+             '    A2 = Z @ W2'),
+            ("""\
+    L = cross_entropy(A2, T) + R
+    return float(L), {"X": X, "A1": A1, "Z": Z, "A2": A2, "Y": Y}
 """,
+             '    return float(cross_entropy(A2, T) + R), {"X": X, "A1": A1, "Z": Z, "A2": A2, "Y": softmax(A2)}'),
+        ],
     },
-    "backward-impl": {
-        "= instead of += : the decay gradient overwritten": """
-def backward(cache, T, params, lam):
-    X, Z, Y = cache["X"], cache["Z"], cache["Y"]
-    W1, W2 = params["W1"], params["W2"]
+    'backward-impl': {
+        '= instead of += : the decay gradient overwritten': [
+            ("""\
+    dD = dR = 1.0
+    dW1 = dR * lam * W1
+    dW2 = dR * lam * W2
+    dA2 = dD * (Y - T) / X.shape[0]
+    dW2 += Z.T @ dA2
+""",
+             """\
     dW1 = lam * W1
     dW2 = lam * W2
     dA2 = (Y - T) / X.shape[0]
     dW2 = Z.T @ dA2
-    db2 = dA2.sum(axis=0)
-    dZ = dA2 @ W2.T
-    dA1 = dZ * (Z > 0)
-    dW1 = X.T @ dA1
-    db1 = dA1.sum(axis=0)
-    return {"W1": dW1, "b1": db1, "W2": dW2, "b2": db2}
+"""),
+            ('    dW1 += X.T @ dA1',
+             '    dW1 = X.T @ dA1'),
+        ],
+        'the 1/N of dA2 forgotten': [
+            ("""\
+    dD = dR = 1.0
+    dW1 = dR * lam * W1
+    dW2 = dR * lam * W2
+    dA2 = dD * (Y - T) / X.shape[0]
 """,
-        "the 1/N of dA2 forgotten": """
-def backward(cache, T, params, lam):
-    X, Z, Y = cache["X"], cache["Z"], cache["Y"]
-    W1, W2 = params["W1"], params["W2"]
+             """\
     dW1 = lam * W1
     dW2 = lam * W2
     dA2 = Y - T
-    dW2 += Z.T @ dA2
-    db2 = dA2.sum(axis=0)
-    dZ = dA2 @ W2.T
-    dA1 = dZ * (Z > 0)
-    dW1 += X.T @ dA1
-    db1 = dA1.sum(axis=0)
-    return {"W1": dW1, "b1": db1, "W2": dW2, "b2": db2}
+"""),
+        ],
+        'the relu mask forgotten': [
+            ("""\
+    dD = dR = 1.0
+    dW1 = dR * lam * W1
+    dW2 = dR * lam * W2
+    dA2 = dD * (Y - T) / X.shape[0]
 """,
-        "the relu mask forgotten": """
-def backward(cache, T, params, lam):
-    X, Z, Y = cache["X"], cache["Z"], cache["Y"]
-    W1, W2 = params["W1"], params["W2"]
+             """\
     dW1 = lam * W1
     dW2 = lam * W2
     dA2 = (Y - T) / X.shape[0]
-    dW2 += Z.T @ dA2
-    db2 = dA2.sum(axis=0)
-    dA1 = dA2 @ W2.T
-    dW1 += X.T @ dA1
-    db1 = dA1.sum(axis=0)
-    return {"W1": dW1, "b1": db1, "W2": dW2, "b2": db2}
+"""),
+            ("""\
+    dZ = dA2 @ W2.T
+    dA1 = dZ * (Z > 0)
 """,
-        "the decay term's gradient without lambda": """
-def backward(cache, T, params, lam):
-    X, Z, Y = cache["X"], cache["Z"], cache["Y"]
-    W1, W2 = params["W1"], params["W2"]
+             '    dA1 = dA2 @ W2.T'),
+        ],
+        "the decay term's gradient without lambda": [
+            ("""\
+    dD = dR = 1.0
+    dW1 = dR * lam * W1
+    dW2 = dR * lam * W2
+    dA2 = dD * (Y - T) / X.shape[0]
+""",
+             """\
     dW1 = W1.copy()
     dW2 = W2.copy()
     dA2 = (Y - T) / X.shape[0]
-    dW2 += Z.T @ dA2
-    db2 = dA2.sum(axis=0)
-    dZ = dA2 @ W2.T
-    dA1 = dZ * (Z > 0)
-    dW1 += X.T @ dA1
-    db1 = dA1.sum(axis=0)
-    return {"W1": dW1, "b1": db1, "W2": dW2, "b2": db2}
-""",
+"""),
+        ],
     },
-    "gd-step-impl": {
-        "gradient ascent: + instead of -": """
-def gd_step(params, grads, lr):
-    return {name: value + lr * grads[name] for name, value in params.items()}
-""",
-        "only the weights updated, biases left behind": """
-def gd_step(params, grads, lr):
+    'gd-step-impl': {
+        'gradient ascent: + instead of -': [
+            ('    return {name: value - lr * grads[name] for name, value in params.items()}',
+             '    return {name: value + lr * grads[name] for name, value in params.items()}'),
+        ],
+        'only the weights updated, biases left behind': [
+            ('    return {name: value - lr * grads[name] for name, value in params.items()}',
+             """\
     return {name: (value - lr * grads[name] if name.startswith("W") else value)
             for name, value in params.items()}
-""",
-        "the learning rate forgotten": """
-def gd_step(params, grads, lr):
-    return {name: value - grads[name] for name, value in params.items()}
-""",
+"""),
+        ],
+        'the learning rate forgotten': [
+            ('    return {name: value - lr * grads[name] for name, value in params.items()}',
+             '    return {name: value - grads[name] for name, value in params.items()}'),
+        ],
     },
 }
 
 DELEGATING = {
-    "sigmoid-impl": "from coursekit.nn import sigmoid",
-    "softmax-impl": "import coursekit.nn\nsoftmax = coursekit.nn.softmax",
+    "sigmoid-impl": "from coursekit.nets.backprop import sigmoid",
+    "softmax-impl": "import coursekit.nets.backprop\nsoftmax = coursekit.nets.backprop.softmax",
     "cross-entropy-impl": """
-from coursekit import autodiff
+from coursekit.nets import autodiff, ops
 
 def cross_entropy(A, T):
-    return float(autodiff.entropy(A, T).value)
+    return float(ops.entropy(A, T).value)
 """,
-    "cross-entropy-grad-impl": "from coursekit.nn import cross_entropy_grad",
+    "cross-entropy-grad-impl": "from coursekit.nets.backprop import cross_entropy_grad",
     "forward-impl": """
-import coursekit.nn
+import coursekit.nets.backprop
 
 def forward(X, T, params, lam):
-    cache = coursekit.nn.forward(X, params)
-    D = coursekit.nn.cross_entropy(cache["A2"], T)
-    return D + coursekit.nn.decay((params["W1"], params["W2"]), lam), cache
+    cache = coursekit.nets.backprop.forward(X, params)
+    D = coursekit.nets.backprop.cross_entropy(cache["A2"], T)
+    return D + coursekit.nets.backprop.decay((params["W1"], params["W2"]), lam), cache
 """,
     "backward-impl": """
-from coursekit import autodiff
+from coursekit.nets import autodiff, ops
 
 def backward(cache, T, params, lam):
     P = {k: autodiff.Param(v, k) for k, v in params.items()}
-    L = autodiff.loss(autodiff.model(cache["X"], ((P["W1"], P["b1"]), (P["W2"], P["b2"]))), T, (P["W1"], P["W2"]), lam)
+    L = ops.loss(ops.model(cache["X"], ((P["W1"], P["b1"]), (P["W2"], P["b2"]))), T, (P["W1"], P["W2"]), lam)
     autodiff.backward(L)
     return {k: p.grad for k, p in P.items()}
 """,
-    "gd-step-impl": "from coursekit.nn import gd_step",
+    "gd-step-impl": "from coursekit.nets.backprop import gd_step",
 }

@@ -1,162 +1,294 @@
-"""Plausible wrong answers to the stage-04 exercises (see tests/wrong_answers/01-backprop.py)."""
+"""Plausible wrong answers to the stage-04 exercises (docs/ANATOMY.md, "Wrong answers").
+
+``WRONG[grade_id]`` maps a description of the mistake to the edits that turn the instructor's answer
+into it: ``(old, new)`` pairs, where ``old`` is one or more whole lines of the solution (found exactly
+once; a check fails loudly once the solution no longer has them) and ``new`` replaces them. Each must
+make at least one of that exercise's test cells fail.
+``DELEGATING[grade_id]`` is a whole answer that only calls a coursekit piece of this stage (or a later
+one); it must fail too.
+"""
 
 WRONG = {
-    "pixel-statistics-impl": {
-        "grey levels not scaled to [0, 1]": """
-def pixel_statistics(images):
+    'pixel-statistics-impl': {
+        'grey levels not scaled to [0, 1]': [
+            ("""\
+    x = images.float() / 255.0
+    mean = x.mean()
+    return float(mean), float((x - mean).square().mean().sqrt())
+""",
+             """\
     x = images.float()
     return float(x.mean()), float(x.std(unbiased=False))
+"""),
+        ],
+        'the standard deviation of each image, averaged': [
+            ("""\
+    mean = x.mean()
+    return float(mean), float((x - mean).square().mean().sqrt())
 """,
-        "the standard deviation of each image, averaged": """
-def pixel_statistics(images):
+             '    return float(x.mean()), float(x.std(dim=(1, 2), unbiased=False).mean())'),
+        ],
+        'squares taken in uint8, which wrap around at 256': [
+            ("""\
     x = images.float() / 255.0
-    return float(x.mean()), float(x.std(dim=(1, 2), unbiased=False).mean())
+    mean = x.mean()
+    return float(mean), float((x - mean).square().mean().sqrt())
 """,
-        "squares taken in uint8, which wrap around at 256": """
-def pixel_statistics(images):
+             """\
     mean = images.float().mean() / 255.0
     mean_square = (images * images).float().mean() / 255.0**2
     return float(mean), float((mean_square - mean**2).clamp(min=0).sqrt())
+"""),
+        ],
+        'the sample standard deviation (divided by n - 1)': [
+            ("""\
+    x = images.float() / 255.0
+    mean = x.mean()
+    return float(mean), float((x - mean).square().mean().sqrt())
 """,
-        "the sample standard deviation (divided by n - 1)": """
-def pixel_statistics(images):
+             """\
     x = images.double() / 255.0
     return float(x.mean()), float(x.std())
-""",
+"""),
+        ],
     },
-    "confusion-matrix-impl": {
-        "transposed: rows are the predictions": """
-def confusion_matrix(predicted, labels, num_classes=10):
+    'confusion-matrix-impl': {
+        'transposed: rows are the predictions': [
+            ("""\
+    pairs = labels.long() * num_classes + predicted.long()
+    return torch.bincount(pairs, minlength=num_classes * num_classes).reshape(
+        num_classes, num_classes
+    )
+""",
+             """\
     pairs = predicted.long() * num_classes + labels.long()
     return torch.bincount(pairs, minlength=num_classes * num_classes).reshape(num_classes, num_classes)
+"""),
+        ],
+        'bincount without minlength, so a missing last class breaks the shape': [
+            ("""\
+    return torch.bincount(pairs, minlength=num_classes * num_classes).reshape(
+        num_classes, num_classes
+    )
 """,
-        "bincount without minlength, so a missing last class breaks the shape": """
-def confusion_matrix(predicted, labels, num_classes=10):
-    pairs = labels.long() * num_classes + predicted.long()
-    return torch.bincount(pairs).reshape(num_classes, num_classes)
+             '    return torch.bincount(pairs).reshape(num_classes, num_classes)'),
+        ],
+        'only the errors counted': [
+            ("""\
+    return torch.bincount(pairs, minlength=num_classes * num_classes).reshape(
+        num_classes, num_classes
+    )
 """,
-        "only the errors counted": """
-def confusion_matrix(predicted, labels, num_classes=10):
-    pairs = labels.long() * num_classes + predicted.long()
+             """\
     C = torch.bincount(pairs, minlength=num_classes * num_classes).reshape(num_classes, num_classes)
     return C - torch.diag(torch.diag(C))
-""",
+"""),
+        ],
     },
-    "permute-pixels-impl": {
-        "the inverse permutation: input pixel j sent to output position permutation[j]": """
-def permute_pixels(images, permutation):
-    n, h, w = images.shape
+    'permute-pixels-impl': {
+        'the inverse permutation: input pixel j sent to output position permutation[j]': [
+            ('    return images.reshape(n, h * w)[:, permutation.to(images.device)].reshape(n, h, w)',
+             """\
     flat = images.reshape(n, h * w)
     out = torch.empty_like(flat)
     out[:, permutation] = flat
     return out.reshape(n, h, w)
-""",
-        "pixels read column by column instead of row by row": """
-def permute_pixels(images, permutation):
-    n, h, w = images.shape
-    return images.transpose(1, 2).reshape(n, h * w)[:, permutation].reshape(n, w, h).transpose(1, 2)
-""",
-        "a fresh random permutation instead of the given one": """
-def permute_pixels(images, permutation):
-    n, h, w = images.shape
-    return images.reshape(n, h * w)[:, torch.randperm(h * w)].reshape(n, h, w)
-""",
+"""),
+        ],
+        'pixels read column by column instead of row by row': [
+            ('    return images.reshape(n, h * w)[:, permutation.to(images.device)].reshape(n, h, w)',
+             '    return images.transpose(1, 2).reshape(n, h * w)[:, permutation].reshape(n, w, h).transpose(1, 2)'),
+        ],
+        'a fresh random permutation instead of the given one': [
+            ('    return images.reshape(n, h * w)[:, permutation.to(images.device)].reshape(n, h, w)',
+             '    return images.reshape(n, h * w)[:, torch.randperm(h * w)].reshape(n, h, w)'),
+        ],
     },
-    "shuffle-datasets-impl": {
-        "a different permutation for the training and the test images": """
-def shuffle_datasets(train, test, seed):
-    h, w = train.shape[1:]
+    'shuffle-datasets-impl': {
+        'a different permutation for the training and the test images': [
+            ("""\
+    permutation = torch.randperm(h * w, generator=torch.Generator().manual_seed(seed))
+    return permute_pixels(train, permutation), permute_pixels(test, permutation), permutation
+""",
+             """\
     g = torch.Generator().manual_seed(seed)
     first, second = torch.randperm(h * w, generator=g), torch.randperm(h * w, generator=g)
     return permute_pixels(train, first), permute_pixels(test, second), first
-""",
-        "the seed ignored, so runs cannot be repeated": """
-def shuffle_datasets(train, test, seed):
+"""),
+        ],
+        'the seed ignored, so runs cannot be repeated': [
+            ('    permutation = torch.randperm(h * w, generator=torch.Generator().manual_seed(seed))',
+             '    permutation = torch.randperm(h * w)'),
+        ],
+        'the order of the images shuffled instead of their pixels': [
+            ("""\
     h, w = train.shape[1:]
-    permutation = torch.randperm(h * w)
+    permutation = torch.randperm(h * w, generator=torch.Generator().manual_seed(seed))
     return permute_pixels(train, permutation), permute_pixels(test, permutation), permutation
 """,
-        "the order of the images shuffled instead of their pixels": """
-def shuffle_datasets(train, test, seed):
+             """\
     g = torch.Generator().manual_seed(seed)
     order = torch.randperm(len(train), generator=g)
     return train[order], test[order[: len(test)] % len(test)], order
-""",
+"""),
+        ],
     },
-    "lenet-shapes-impl": {
-        "a convolution's output size off by one (n - k)": """
-def lenet_shapes(size=32):
+    'lenet-shapes-impl': {
+        "a convolution's output size off by one (n - k)": [
+            ("""\
+    shapes = {}
+    n = size
+    for name, channels, kind in (
+        ("C1", 6, "conv"),
+        ("S2", 6, "pool"),
+        ("C3", 16, "conv"),
+        ("S4", 16, "pool"),
+        ("C5", 120, "conv"),
+    ):
+        n = n - 5 + 1 if kind == "conv" else n // 2
+        shapes[name] = (channels, n, n)
+    return shapes
+""",
+             """\
     n1 = size - 5
     n2 = n1 // 2
     n3 = n2 - 5
     n4 = n3 // 2
     return {"C1": (6, n1, n1), "S2": (6, n2, n2), "C3": (16, n3, n3), "S4": (16, n4, n4), "C5": (120, n4 - 5, n4 - 5)}
+"""),
+        ],
+        'sub-sampling rounded up': [
+            ("""\
+    shapes = {}
+    n = size
+    for name, channels, kind in (
+        ("C1", 6, "conv"),
+        ("S2", 6, "pool"),
+        ("C3", 16, "conv"),
+        ("S4", 16, "pool"),
+        ("C5", 120, "conv"),
+    ):
+        n = n - 5 + 1 if kind == "conv" else n // 2
+        shapes[name] = (channels, n, n)
+    return shapes
 """,
-        "sub-sampling rounded up": """
-def lenet_shapes(size=32):
+             """\
     n1 = size - 4
     n2 = (n1 + 1) // 2
     n3 = n2 - 4
     n4 = (n3 + 1) // 2
     return {"C1": (6, n1, n1), "S2": (6, n2, n2), "C3": (16, n3, n3), "S4": (16, n4, n4), "C5": (120, n4 - 4, n4 - 4)}
+"""),
+        ],
+        'sub-sampling keeps the channels of the next convolution': [
+            ("""\
+    shapes = {}
+    n = size
+    for name, channels, kind in (
+        ("C1", 6, "conv"),
+        ("S2", 6, "pool"),
+        ("C3", 16, "conv"),
+        ("S4", 16, "pool"),
+        ("C5", 120, "conv"),
+    ):
+        n = n - 5 + 1 if kind == "conv" else n // 2
+        shapes[name] = (channels, n, n)
+    return shapes
 """,
-        "sub-sampling keeps the channels of the next convolution": """
-def lenet_shapes(size=32):
+             """\
     n1 = size - 4
     n2 = n1 // 2
     n3 = n2 - 4
     n4 = n3 // 2
     return {"C1": (6, n1, n1), "S2": (16, n2, n2), "C3": (16, n3, n3), "S4": (120, n4, n4), "C5": (120, n4 - 4, n4 - 4)}
-""",
+"""),
+        ],
     },
-    "conv-parameters-impl": {
-        "biases forgotten": """
-def conv_parameters(in_channels, out_channels, kernel_size, table=None):
+    'conv-parameters-impl': {
+        'biases forgotten': [
+            ('    return inputs_read * kernel_size * kernel_size + out_channels',
+             '    return inputs_read * kernel_size * kernel_size'),
+        ],
+        'kernel size not squared': [
+            ('    return inputs_read * kernel_size * kernel_size + out_channels',
+             '    return inputs_read * kernel_size + out_channels'),
+        ],
+        'the connection table ignored': [
+            ("""\
     inputs_read = in_channels * out_channels if table is None else sum(len(row) for row in table)
-    return inputs_read * kernel_size * kernel_size
+    return inputs_read * kernel_size * kernel_size + out_channels
 """,
-        "kernel size not squared": """
-def conv_parameters(in_channels, out_channels, kernel_size, table=None):
-    inputs_read = in_channels * out_channels if table is None else sum(len(row) for row in table)
-    return inputs_read * kernel_size + out_channels
-""",
-        "the connection table ignored": """
-def conv_parameters(in_channels, out_channels, kernel_size, table=None):
-    return in_channels * out_channels * kernel_size * kernel_size + out_channels
-""",
+             '    return in_channels * out_channels * kernel_size * kernel_size + out_channels'),
+        ],
     },
-    "lenet-parameters-impl": {
-        "sub-sampling counted as having no parameters": """
-def lenet_parameters(partial=True):
+    'lenet-parameters-impl': {
+        'sub-sampling counted as having no parameters': [
+            ("""\
+    return {
+        "C1": conv_parameters(1, 6, 5),
+        "S2": 2 * 6,
+        "C3": conv_parameters(6, 16, 5, table=models.LENET_C3_TABLE if partial else None),
+        "S4": 2 * 16,
+        "C5": conv_parameters(16, 120, 5),
+        "F6": 120 * 84 + 84,
+        "output": 84 * 10 + 10,
+    }
+""",
+             """\
     return {"C1": conv_parameters(1, 6, 5), "S2": 0,
             "C3": conv_parameters(6, 16, 5, table=models.LENET_C3_TABLE if partial else None), "S4": 0,
             "C5": conv_parameters(16, 120, 5), "F6": 120 * 84 + 84, "output": 84 * 10 + 10}
+"""),
+        ],
+        'the connection table always used': [
+            ("""\
+    return {
+        "C1": conv_parameters(1, 6, 5),
+        "S2": 2 * 6,
+        "C3": conv_parameters(6, 16, 5, table=models.LENET_C3_TABLE if partial else None),
+        "S4": 2 * 16,
+        "C5": conv_parameters(16, 120, 5),
+        "F6": 120 * 84 + 84,
+        "output": 84 * 10 + 10,
+    }
 """,
-        "the connection table always used": """
-def lenet_parameters(partial=True):
+             """\
     return {"C1": conv_parameters(1, 6, 5), "S2": 12, "C3": conv_parameters(6, 16, 5, table=models.LENET_C3_TABLE),
             "S4": 32, "C5": conv_parameters(16, 120, 5), "F6": 120 * 84 + 84, "output": 84 * 10 + 10}
+"""),
+        ],
+        'F6 without its biases': [
+            ("""\
+    return {
+        "C1": conv_parameters(1, 6, 5),
+        "S2": 2 * 6,
+        "C3": conv_parameters(6, 16, 5, table=models.LENET_C3_TABLE if partial else None),
+        "S4": 2 * 16,
+        "C5": conv_parameters(16, 120, 5),
+        "F6": 120 * 84 + 84,
+        "output": 84 * 10 + 10,
+    }
 """,
-        "F6 without its biases": """
-def lenet_parameters(partial=True):
+             """\
     return {"C1": conv_parameters(1, 6, 5), "S2": 12,
             "C3": conv_parameters(6, 16, 5, table=models.LENET_C3_TABLE if partial else None), "S4": 32,
             "C5": conv_parameters(16, 120, 5), "F6": 120 * 84, "output": 84 * 10 + 10}
-""",
+"""),
+        ],
     },
 }
 
 DELEGATING = {
     "pixel-statistics-impl": """
-from coursekit.training import MNIST_MEAN, MNIST_STD
+from coursekit.nets.training import MNIST_MEAN, MNIST_STD
 
 def pixel_statistics(images):
     return MNIST_MEAN, MNIST_STD
 """,
-    "confusion-matrix-impl": "from coursekit.training import confusion_matrix",
-    "permute-pixels-impl": "from coursekit.datasets import permute_pixels",
+    "confusion-matrix-impl": "from coursekit.nets.training import confusion_matrix",
+    "permute-pixels-impl": "from coursekit.data.transforms import permute_pixels",
     "shuffle-datasets-impl": """
-from coursekit.datasets import permute_pixels, pixel_permutation
+from coursekit.data.transforms import permute_pixels, pixel_permutation
 
 def shuffle_datasets(train, test, seed):
     permutation = pixel_permutation(train.shape[1] * train.shape[2], seed)

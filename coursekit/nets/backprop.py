@@ -18,6 +18,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+STAGE = 1  # the stage whose exercises write these pieces (coursekit.grading switches them off there)
+
 PARAM_NAMES = ("W1", "b1", "W2", "b2")
 
 

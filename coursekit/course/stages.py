@@ -14,13 +14,13 @@ import shutil
 import subprocess
 import sys
 import tempfile
-from dataclasses import dataclass, field
 from pathlib import Path
 
 import nbformat
 
+from coursekit.course.anatomy import nbgrader_meta, read_notebook
+
 STAGE_ID = re.compile(r"^\d\d-[a-z0-9]+(?:-[a-z0-9]+)*$")
-GRADE_ID = re.compile(r"^[a-z0-9]+(?:-[a-z0-9]+)*$")
 KERNELSPEC = {"display_name": "Python 3 (ipykernel)", "language": "python", "name": "python3"}
 
 
@@ -62,16 +62,19 @@ def notebook_from_source(path: Path) -> nbformat.NotebookNode:
     """The instructor notebook for a jupytext percent file, deterministic byte for byte.
 
     Cell ids are the nbgrader ``grade_id`` where there is one, else ``<stage>-<index>``; jupytext's
-    own bookkeeping metadata is dropped so that the notebook depends on the source text only.
+    own bookkeeping metadata is dropped so that the notebook depends on the source text only. The
+    stage's facts (``coursekit:`` in the source's ``jupyter:`` header, docs/ANATOMY.md) are kept.
     """
     import jupytext
 
     path = Path(path)
     nb = jupytext.read(path, fmt="py:percent")
     stage = path.stem
+    stage_facts = nb.metadata.get("coursekit")  # the stage's own facts, from the source's header
     nb.metadata = nbformat.from_dict({
         "kernelspec": dict(KERNELSPEC),
         "language_info": {"name": "python"},
+        **({"coursekit": stage_facts} if stage_facts else {}),
     })
     seen: set[str] = set()
     for index, cell in enumerate(nb.cells):
@@ -206,95 +209,3 @@ def _chosen(root: Path, selected: list[str] | None) -> list[str]:
     if unknown:
         raise ValueError(f"unknown stage(s) {unknown}; the stages are {known}")
     return list(selected)
-
-
-# -- the anatomy of a stage notebook ----------------------------------------------------------------
-
-
-def nbgrader_meta(cell) -> dict:
-    return cell.get("metadata", {}).get("nbgrader", {}) or {}
-
-
-def is_answer(cell) -> bool:
-    """An autograded answer cell: code the student writes, graded by the test cells after it."""
-    m = nbgrader_meta(cell)
-    return cell["cell_type"] == "code" and bool(m.get("solution")) and not m.get("grade")
-
-
-def is_test(cell) -> bool:
-    """An autograder test cell (points, locked code)."""
-    m = nbgrader_meta(cell)
-    return cell["cell_type"] == "code" and bool(m.get("grade")) and not m.get("solution")
-
-
-def is_manual(cell) -> bool:
-    """A manually graded answer (markdown or code the instructor scores by hand)."""
-    m = nbgrader_meta(cell)
-    return bool(m.get("grade")) and bool(m.get("solution"))
-
-
-@dataclass
-class Exercise:
-    """An autograded answer cell and the test cells that follow it (up to the next answer cell)."""
-
-    grade_id: str
-    answer_index: int
-    test_indices: list[int] = field(default_factory=list)
-    test_ids: list[str] = field(default_factory=list)
-
-
-def exercises(nb) -> list[Exercise]:
-    found: list[Exercise] = []
-    for index, cell in enumerate(nb["cells"]):
-        if is_answer(cell):
-            found.append(Exercise(nbgrader_meta(cell)["grade_id"], index))
-        elif is_test(cell) and found:
-            found[-1].test_indices.append(index)
-            found[-1].test_ids.append(nbgrader_meta(cell)["grade_id"])
-    return found
-
-
-def anatomy_problems(nb) -> list[str]:
-    """Violations of the notebook anatomy (DESIGN §3) that would make grading unsafe."""
-    problems = []
-    ids: dict[str, int] = {}
-    tests = 0
-    first_answer = None
-    for index, cell in enumerate(nb["cells"]):
-        m = nbgrader_meta(cell)
-        if not m:
-            if cell["cell_type"] == "code":
-                problems.append(f"cell {index} is code without nbgrader metadata: lock it (a student could "
-                                "change what the tests rely on)")
-            continue
-        gid = m.get("grade_id")
-        if not gid or not GRADE_ID.match(gid):
-            problems.append(f"cell {index} has grade_id {gid!r}; ids are kebab-case")
-        elif gid in ids:
-            problems.append(f"grade_id {gid!r} is used by cells {ids[gid]} and {index}")
-        else:
-            ids[gid] = index
-        if is_answer(cell) and first_answer is None:
-            first_answer = index
-        if is_test(cell):
-            tests += 1
-            if not m.get("points", 0) > 0:
-                problems.append(f"test cell {gid!r} has no points")
-            if not m.get("locked"):
-                problems.append(f"test cell {gid!r} is not locked")
-            if first_answer is None:
-                problems.append(f"test cell {gid!r} comes before any answer cell")
-        if is_answer(cell) and "### BEGIN SOLUTION" not in "".join(cell["source"]):
-            problems.append(f"answer cell {gid!r} has no ### BEGIN SOLUTION region")
-        if is_manual(cell) and not m.get("points", 0) > 0:
-            problems.append(f"manually graded cell {gid!r} has no points")
-    if tests == 0:
-        problems.append("the notebook has no autograded test cells")
-    for ex in exercises(nb):
-        if not ex.test_indices:
-            problems.append(f"answer cell {ex.grade_id!r} is followed by no test cell")
-    return problems
-
-
-def read_notebook(path: Path) -> nbformat.NotebookNode:
-    return nbformat.read(path, as_version=4)

@@ -8,6 +8,8 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+STAGE = 4  # the stage whose exercises write these pieces (coursekit.grading switches them off there)
+
 # LeCun et al. 1998, Table I: the S2 feature maps (0-5) that each C3 map (0-15) reads.
 LENET_C3_TABLE = (
     (0, 1, 2), (1, 2, 3), (2, 3, 4), (3, 4, 5), (4, 5, 0), (5, 0, 1),

@@ -1,0 +1,2 @@
+"""Explorers (ipywidgets) and plots, one module per lecture part, on the small base in :mod:`.base`:
+:mod:`.nets` (stages 01-02), :mod:`.convolution` (stages 03-04); :mod:`.plots` draws for all of them."""

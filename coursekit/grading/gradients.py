@@ -1,0 +1,115 @@
+"""Gradient checks: centred differences, and single autodiff nodes against torch autograd."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import numpy as np
+
+from coursekit.grading.checks import check, check_close, check_finite, check_shape, scaled_error
+
+
+def numeric_gradient(f: Callable[[np.ndarray], float], x: np.ndarray, eps: float = 1e-6) -> np.ndarray:
+    """Centred-difference gradient of the scalar function ``f`` at ``x``, in float64.
+
+    ``x`` is perturbed in place one entry at a time and restored, so ``f`` may close over it.
+    """
+    if not isinstance(x, np.ndarray) or x.dtype != np.float64:
+        raise TypeError(
+            f"x must be a float64 numpy array for a numeric gradient; got "
+            f"{type(x).__name__} of dtype {getattr(x, 'dtype', None)}"
+        )
+    grad = np.zeros_like(x)
+    for index in np.ndindex(x.shape):  # index x itself: reshape(-1) would copy a non-contiguous x
+        saved = x[index]
+        x[index] = saved + eps
+        plus = float(f(x))
+        x[index] = saved - eps
+        minus = float(f(x))
+        x[index] = saved
+        grad[index] = (plus - minus) / (2 * eps)
+    return grad
+
+
+def check_gradient(
+    f: Callable[[np.ndarray], float], x: np.ndarray, analytic, name: str, *, tol: float = 1e-6
+) -> None:
+    """Compare an analytic gradient with centred differences of ``f`` at ``x``.
+
+    The error is :func:`scaled_error`. In float64 with ``eps = 1e-6`` a correct gradient agrees to
+    about 1e-9; ``tol = 1e-6`` leaves room for relu's kinks, while a missing factor, term or transpose
+    gives errors above 1e-2.
+    """
+    analytic = check_shape(analytic, x.shape, name)
+    check_finite(analytic, name)
+    numeric = numeric_gradient(f, x)
+    err = scaled_error(analytic, numeric)
+    check(
+        err <= tol,
+        f"{name} does not match the numeric gradient (relative error {err:.1e}, tolerance {tol:.0e})",
+    )
+
+
+def node_gradients(op, inputs, d_out, *, constants=(), prefill: float | None = None) -> list:
+    """Run ``op(*inputs)`` on :class:`coursekit.nets.autodiff.Param` copies of ``inputs``, seed its
+    gradient with ``d_out``, call its ``back`` and return the inputs' gradients (None where none came).
+
+    Positions listed in ``constants`` are passed as plain arrays. Nested tuples are kept (``affine``
+    takes ``(X, (W, b))``). With ``prefill``, every input's gradient starts at that constant, as if an
+    earlier node had already contributed: a ``back`` that assigns instead of adding loses it.
+    """
+    from coursekit.nets import autodiff
+
+    params = []
+
+    def wrap(x, position):
+        if isinstance(x, tuple):
+            return tuple(wrap(item, position) for item in x)
+        if position in constants:
+            return np.asarray(x, dtype=np.float64)
+        p = autodiff.Param(np.array(x, dtype=np.float64), f"input {len(params)}")
+        if prefill is not None:
+            p.slot += np.full(p.shape, prefill)
+        params.append(p)
+        return p
+
+    wrapped = [wrap(x, i) for i, x in enumerate(inputs)]
+    out = op(*wrapped)
+    check(isinstance(out, autodiff.Node), f"the operation should return a node; it returned {type(out).__name__}")
+    out.slot.clear()
+    out.slot += np.asarray(d_out, dtype=np.float64)
+    out.back()
+    return [p.grad for p in params]
+
+
+def torch_gradients(fn, inputs, d_out, *, constants=()) -> list:
+    """The oracle for :func:`node_gradients`: torch autograd in float64 of ``fn`` on the same inputs.
+
+    ``fn`` receives torch tensors with the same nesting; returns the flat list of gradients (None for
+    inputs that do not influence the output).
+    """
+    import torch
+
+    leaves = []
+
+    def wrap(x, position):
+        if isinstance(x, tuple):
+            return tuple(wrap(item, position) for item in x)
+        t = torch.tensor(np.asarray(x, dtype=np.float64))
+        if position not in constants:
+            t.requires_grad_(True)
+            leaves.append(t)
+        return t
+
+    wrapped = [wrap(x, i) for i, x in enumerate(inputs)]
+    out = fn(*wrapped)
+    grads = torch.autograd.grad(out, leaves, torch.tensor(np.asarray(d_out, dtype=np.float64)), allow_unused=True)
+    return [None if g is None else g.numpy() for g in grads]
+
+
+def check_gradients(actual: list, expected: list, names: list[str], *, tol: float = 1e-10) -> None:
+    """Compare lists of gradients by name; a missing gradient (None) fails with a clear message."""
+    check(len(actual) == len(expected) == len(names), "internal: gradients and names do not match")
+    for got, want, name in zip(actual, expected, names):
+        check(got is not None, f"{name} received no gradient: did back add (+=) a contribution to it?")
+        check_close(got, want, name, tol=tol)
