@@ -1,4 +1,4 @@
-"""Where and how much to run: the device, the seeds and the run budget (DESIGN §5, §7).
+"""Where and how much to run: the device, the seeds and the run budget (docs/ANATOMY.md §7).
 
 Environment variables (all optional):
 
@@ -56,7 +56,7 @@ class Budget:
 
 
 def budget() -> Budget:
-    """The run budget every heavy cell reads (DESIGN §5)."""
+    """The run budget every heavy cell reads (docs/ANATOMY.md §7)."""
     chosen = os.environ.get("COURSEKIT_BUDGET")
     if chosen is not None and chosen.strip():
         name = chosen.strip().lower()

@@ -33,7 +33,7 @@ def test_pyproject_lists_what_the_course_needs(pyproject):
     names = {requirement_name(d) for d in pyproject["project"]["dependencies"]}
     needed = {"jupyterlab", "numpy", "torch", "matplotlib", "ipywidgets", "scipy", "nbgrader", "pytest", "tqdm"}
     assert needed <= names, f"missing: {needed - names}"
-    assert "torchvision" not in names, "torchvision does not import beside the CPU torch wheel (DESIGN §6)"
+    assert "torchvision" not in names, "torchvision does not import beside the CPU torch wheel (docs/ANATOMY.md §7)"
 
 
 def test_environment_yml_installs_the_same_as_pip(pyproject):
@@ -115,3 +115,21 @@ def test_gitignore_keeps_student_work_out():
     ignored = (ROOT / ".gitignore").read_text().split()
     for entry in ("submitted/", "autograded/", "feedback/", "gradebook.db"):
         assert entry in ignored
+
+
+def test_generate_assignment_runs_nbgraders_steps_with_named_stubs(nbgrader_config):
+    # nbgrader's own list, ClearSolutions replaced by its subclass: a newer nbgrader that adds or
+    # reorders a step shows up here instead of silently going missing from the releases
+    from nbgrader.converters import GenerateAssignment
+    from nbgrader.preprocessors import ClearSolutions
+
+    from coursekit.course.nbgrader_ext import NamedStubs
+
+    def dotted(step):
+        return step if isinstance(step, str) else f"nbgrader.preprocessors.{step.__name__}"
+
+    expected = [dotted(step) if step is not ClearSolutions else "coursekit.course.nbgrader_ext.NamedStubs"
+                for step in GenerateAssignment.class_traits()["preprocessors"].default()]
+    assert list(nbgrader_config.GenerateAssignment.preprocessors) == expected
+    assert issubclass(NamedStubs, ClearSolutions)
+    assert "{exercise}" in nbgrader_config.ClearSolutions.code_stub["python"]

@@ -150,3 +150,62 @@ def test_release_refuses_to_overwrite_a_students_answers(course_copy):
     assert "return A" in path.read_text()  # untouched
     course.release(course_copy, force=True)
     assert course.answered_cells(path) == []
+
+
+def _cell(kind, source, **nbgrader):
+    make = nbformat.v4.new_markdown_cell if kind == "markdown" else nbformat.v4.new_code_cell
+    cell = make(source)
+    if nbgrader:
+        cell.metadata["nbgrader"] = {"schema_version": 3, "task": False, "grade": False, "solution": False,
+                                     "locked": False, **nbgrader}
+    return cell
+
+
+def _stage_notebook(**changes):
+    """A tiny notebook with the whole anatomy, and the named parts broken."""
+    cells = [
+        _cell("markdown", "# Stage 05 — AlexNet\n\n**You will**\n1. count"),
+        _cell("code", "import coursekit\nBUDGET = coursekit.budget()\ncoursekit.seed_everything(0)",
+              grade_id="setup", locked=True),
+        _cell("markdown", "### Exercise 1.1 — a count\nWrite `count()`."),
+        _cell("code", 'def count():\n    """The count."""\n    ### BEGIN SOLUTION\n    return 1\n    ### END SOLUTION',
+              grade_id="count-impl", solution=True),
+        _cell("code", "assert count() == 1", grade_id="count-test", grade=True, locked=True, points=1),
+        _cell("markdown", "## Summary\n\nCounted."),
+    ]
+    if changes.get("title"):
+        cells[0].source = "# AlexNet"
+    if changes.get("goals"):
+        cells[0].source = "# Stage 05 — AlexNet"
+    if changes.get("setup"):
+        cells[1].source = "import coursekit"
+    if changes.get("lead_in"):
+        cells[2].source = "Write `count()`."
+    if changes.get("docstring"):
+        cells[3].source = cells[3].source.replace('    """The count."""\n', "")
+    if changes.get("summary"):
+        cells[-1].source = "That is all."
+    nb = nbformat.v4.new_notebook(cells=cells)
+    if not changes.get("metadata"):
+        nb.metadata["coursekit"] = {"full_budget_on_cpu": True}
+    return nb
+
+
+@pytest.mark.parametrize("broken, problem", [
+    ("title", "markdown title"), ("goals", "learning goals"), ("setup", "coursekit.budget()"),
+    ("lead_in", "no markdown lead-in"), ("docstring", "no docstring"), ("summary", "## Summary"),
+    ("metadata", "full_budget_on_cpu"),
+])
+def test_the_stage_anatomy_check_names_each_missing_part(broken, problem):
+    assert course.stage_problems(_stage_notebook(), "05-alexnet") == []
+    problems = course.stage_problems(_stage_notebook(**{broken: True}), "05-alexnet")
+    assert len(problems) == 1 and problem in problems[0], problems
+
+
+def test_the_title_must_name_its_own_stage():
+    assert "names stage 05" in course.stage_problems(_stage_notebook(), "06-siamese")[0]
+
+
+def test_exercise_labels_follow_the_lead_ins():
+    assert course.exercise_labels(_stage_notebook()) == {"count-impl": "Exercise 1.1 (count-impl)"}
+    assert course.exercise_labels(_stage_notebook(lead_in=True)) == {"count-impl": "the exercise count-impl"}

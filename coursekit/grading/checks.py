@@ -56,7 +56,7 @@ def check_finite(value, name: str) -> np.ndarray:
 
 
 def rel_error(a, b) -> float:
-    """Largest elementwise relative error ``|a-b| / max(1e-8, |a|+|b|)`` (DESIGN §4)."""
+    """Largest elementwise relative error ``|a-b| / max(1e-8, |a|+|b|)`` (docs/ANATOMY.md §3)."""
     a = np.asarray(a, dtype=np.float64)
     b = np.asarray(b, dtype=np.float64)
     if a.size == 0:

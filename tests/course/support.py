@@ -10,12 +10,17 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import nbformat
+import pytest
 from nbclient import NotebookClient
 from traitlets.config.loader import PyFileConfigLoader
 
 from coursekit import course
 
 ROOT = Path(__file__).resolve().parents[2]
+STAGES = course.stages(ROOT)
+# The stages as test parameters, with the stage id as the test id: tests/conftest.py gives all of a
+# stage's course checks to one xdist worker by that id.
+STAGE_PARAMS = [pytest.param(stage, id=stage) for stage in STAGES]
 WRONG_ANSWERS = ROOT / "tests" / "wrong_answers"
 # the per-cell limit of nbgrader_config.py, so that the checks run notebooks as the autograder does
 CELL_TIMEOUT = PyFileConfigLoader("nbgrader_config.py", path=str(ROOT)).load_config().Execute.timeout
@@ -158,15 +163,15 @@ class StaleEdit(LookupError):
 def apply_edits(solution: str, edits, where: str) -> str:
     """The solution with each ``(old, new)`` edit applied: ``old``, one or more whole lines of the
     solution (a final newline aside), must occur exactly once, and is replaced by ``new``."""
-    text = solution
+    text = f"\n{solution.strip(chr(10))}\n"  # framed by newlines, so that only whole lines match
     for old, new in edits:
         old, new = old.rstrip("\n"), new.rstrip("\n")
-        count = text.count(old)
+        count = text.count(f"\n{old}\n")
         if count != 1:
             raise StaleEdit(f"{where}: the solution holds {count} copies of the lines this wrong answer edits "
                             f"(it needs exactly one); update the edit:\n{old}")
-        text = text.replace(old, new)
-    return text
+        text = text.replace(f"\n{old}\n", f"\n{new}\n" if new else "\n")
+    return text.strip("\n") + "\n"
 
 
 def solution_answers(stage: str) -> dict[str, str]:

@@ -1,4 +1,4 @@
-"""An nbgrader round trip for every stage, in a scratch course directory (DESIGN §4).
+"""An nbgrader round trip for every stage, in a scratch course directory (docs/ANATOMY.md §4).
 
 generate_assignment -> four submissions -> autograde -> generate_feedback, then the gradebook:
 - ada submits the full solution: every autograded point;
@@ -27,7 +27,7 @@ from coursekit import course
 
 from . import support
 
-STAGES = course.stages(support.ROOT)
+STAGES = support.STAGES
 LOOP_TIMEOUT = 10  # seconds: the round trip's Execute.timeout, so the loop is cut off quickly
 
 pytestmark = pytest.mark.course
@@ -88,7 +88,7 @@ def test_leak_detection_sees_through_highlighting():
     assert leaks("<p>nothing here</p>", [line]) == []
 
 
-@pytest.fixture(scope="module", params=STAGES)
+@pytest.fixture(scope="module", params=support.STAGE_PARAMS)
 def graded(request, tmp_path_factory):
     stage = request.param
     root = tmp_path_factory.mktemp(f"course-{stage}")

@@ -1,4 +1,4 @@
-"""The course checks (DESIGN §4), run for every stage found in solutions/ with no per-stage code.
+"""The course checks (docs/ANATOMY.md §4), run for every stage found in solutions/ with no per-stage code.
 
 For each stage: the release is in sync with the instructor source; the notebook anatomy is sound;
 the solution executes top to bottom and passes every test cell; the released stubs fail every
@@ -14,7 +14,7 @@ from coursekit import course
 
 from . import support
 
-STAGES = course.stages(support.ROOT)
+STAGES = support.STAGES
 
 pytestmark = pytest.mark.course
 
@@ -24,7 +24,7 @@ def test_the_course_has_stages():
     assert STAGES[0] == "01-backprop"
 
 
-@pytest.mark.parametrize("stage", STAGES)
+@pytest.mark.parametrize("stage", support.STAGE_PARAMS)
 def test_release_is_in_sync_with_solutions(stage):
     problems = course.stale(support.ROOT, [stage])
     assert not problems, (
@@ -33,10 +33,11 @@ def test_release_is_in_sync_with_solutions(stage):
     )
 
 
-@pytest.mark.parametrize("stage", STAGES)
+@pytest.mark.parametrize("stage", support.STAGE_PARAMS)
 def test_notebook_anatomy(stage):
     nb = course.read_notebook(course.solution_path(support.ROOT, stage))
     assert course.anatomy_problems(nb) == []
+    assert course.stage_problems(nb, stage) == []
     assert len(course.exercises(nb)) >= 6, "a stage has at least six autograded exercises"
     assert any(course.is_manual(c) for c in nb.cells), "a stage has a manually graded question"
 
@@ -52,7 +53,7 @@ def _solution_run(stage, cache):
     return cache[stage]
 
 
-@pytest.mark.parametrize("stage", STAGES)
+@pytest.mark.parametrize("stage", support.STAGE_PARAMS)
 def test_solution_passes_every_test_cell(stage, solution_runs):
     run = _solution_run(stage, solution_runs)
     failures = run.failures(range(len(run.nb.cells)))
@@ -60,7 +61,7 @@ def test_solution_passes_every_test_cell(stage, solution_runs):
     print(f"{stage}: the solution executed in {run.seconds:.1f} s (fast budget)")
 
 
-@pytest.mark.parametrize("stage", STAGES)
+@pytest.mark.parametrize("stage", support.STAGE_PARAMS)
 def test_released_stubs_fail_every_test_cell(stage):
     run = support.execute(course.release_path(support.ROOT, stage))
     tests = [i for i, cell in enumerate(run.nb.cells) if course.is_test(cell)]
@@ -69,7 +70,7 @@ def test_released_stubs_fail_every_test_cell(stage):
     assert not passing, f"these test cells pass on the untouched release: {passing}"
 
 
-@pytest.mark.parametrize("stage", STAGES)
+@pytest.mark.parametrize("stage", support.STAGE_PARAMS)
 def test_wrong_answers_are_registered_for_every_exercise(stage):
     module = support.load_wrong_answers(stage)
     assert module is not None, f"tests/wrong_answers/{stage}.py is missing"
@@ -85,7 +86,7 @@ def test_wrong_answers_are_registered_for_every_exercise(stage):
         assert not unchanged, f"{gid}: these wrong answers leave the solution as it is: {unchanged}"
 
 
-@pytest.fixture(scope="module", params=STAGES)
+@pytest.fixture(scope="module", params=support.STAGE_PARAMS)
 def session(request):
     path = course.solution_path(support.ROOT, request.param)
     with support.Session(path) as s:
@@ -123,3 +124,14 @@ def test_the_instructor_answers_pass_again_after_the_variants(session):
     stage, s = session
     for ex in course.exercises(s.nb):
         assert s.try_answer(ex, s.sources[ex.answer_index]) == (None, {}), ex.grade_id
+
+
+def test_an_edit_of_lines_the_solution_no_longer_has_fails_loudly():
+    solution = "def f(x):\n    y = x + 1\n    return y\n"
+    assert support.apply_edits(solution, [("    y = x + 1", "    y = x - 1")], "f") == "def f(x):\n    y = x - 1\n    return y\n"
+    assert support.apply_edits(solution, [("    y = x + 1\n", "")], "f") == "def f(x):\n    return y\n"
+    for stale in ("    y = x + 2", "y = x + 1", "    return"):  # gone, or not whole lines
+        with pytest.raises(support.StaleEdit, match="update the edit"):
+            support.apply_edits(solution, [(stale, "")], "f")
+    with pytest.raises(support.StaleEdit, match="2 copies"):
+        support.apply_edits("a\nb\na\n", [("a", "c")], "twice")

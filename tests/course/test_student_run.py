@@ -1,6 +1,7 @@
 """The solution as a student runs it: outside the autograder, in the full budget, widgets included.
 
-Only for stages whose full budget takes seconds on a CPU; the heavier stages' full budgets are for GPUs.
+Only for stages whose notebooks say their full budget takes seconds on a CPU (metadata
+``coursekit.full_budget_on_cpu``, docs/ANATOMY.md); the heavier stages' full budgets are for GPUs.
 """
 
 from __future__ import annotations
@@ -11,12 +12,18 @@ from coursekit import course
 
 from . import support
 
-FULL_BUDGET_ON_CPU = ["01-backprop", "02-autodiff", "03-convolution"]
+FULL_BUDGET_ON_CPU = [stage for stage in support.STAGES
+                     if course.full_budget_on_cpu(course.read_notebook(course.solution_path(support.ROOT, stage)))]
 
 pytestmark = pytest.mark.course
 
 
-@pytest.mark.parametrize("stage", FULL_BUDGET_ON_CPU)
+def test_the_light_stages_say_so():
+    assert {"01-backprop", "02-autodiff", "03-convolution"} <= set(FULL_BUDGET_ON_CPU)
+    assert "04-mnist" not in FULL_BUDGET_ON_CPU  # five networks on 60k images: minutes on a CPU
+
+
+@pytest.mark.parametrize("stage", [p for p in support.STAGE_PARAMS if p.values[0] in FULL_BUDGET_ON_CPU])
 def test_solution_runs_in_the_full_budget(stage):
     run = support.execute(course.solution_path(support.ROOT, stage), env=support.student_environment)
     failures = run.failures(range(len(run.nb.cells)))

@@ -1,12 +1,5 @@
-"""Plausible wrong answers to the stage-01 exercises (docs/ANATOMY.md, "Wrong answers").
-
-``WRONG[grade_id]`` maps a description of the mistake to the edits that turn the instructor's answer
-into it: ``(old, new)`` pairs, where ``old`` is one or more whole lines of the solution (found exactly
-once; a check fails loudly once the solution no longer has them) and ``new`` replaces them. Each must
-make at least one of that exercise's test cells fail.
-``DELEGATING[grade_id]`` is a whole answer that only calls a coursekit piece of this stage (or a later
-one); it must fail too.
-"""
+"""Plausible wrong answers to the stage-01 exercises, as edits of the solution, and a delegating
+answer for each (the format: docs/ANATOMY.md §4)."""
 
 WRONG = {
     'sigmoid-impl': {
@@ -170,48 +163,14 @@ WRONG = {
              '    dW1 = X.T @ dA1'),
         ],
         'the 1/N of dA2 forgotten': [
-            ("""\
-    dD = dR = 1.0
-    dW1 = dR * lam * W1
-    dW2 = dR * lam * W2
-    dA2 = dD * (Y - T) / X.shape[0]
-""",
-             """\
-    dW1 = lam * W1
-    dW2 = lam * W2
-    dA2 = Y - T
-"""),
+            ('    dA2 = dD * (Y - T) / X.shape[0]', '    dA2 = dD * (Y - T)'),
         ],
         'the relu mask forgotten': [
-            ("""\
-    dD = dR = 1.0
-    dW1 = dR * lam * W1
-    dW2 = dR * lam * W2
-    dA2 = dD * (Y - T) / X.shape[0]
-""",
-             """\
-    dW1 = lam * W1
-    dW2 = lam * W2
-    dA2 = (Y - T) / X.shape[0]
-"""),
-            ("""\
-    dZ = dA2 @ W2.T
-    dA1 = dZ * (Z > 0)
-""",
-             '    dA1 = dA2 @ W2.T'),
+            ('    dA1 = dZ * (Z > 0)', '    dA1 = dZ'),
         ],
         "the decay term's gradient without lambda": [
-            ("""\
-    dD = dR = 1.0
-    dW1 = dR * lam * W1
-    dW2 = dR * lam * W2
-    dA2 = dD * (Y - T) / X.shape[0]
-""",
-             """\
-    dW1 = W1.copy()
-    dW2 = W2.copy()
-    dA2 = (Y - T) / X.shape[0]
-"""),
+            ('    dW1 = dR * lam * W1', '    dW1 = dR * W1'),
+            ('    dW2 = dR * lam * W2', '    dW2 = dR * W2'),
         ],
     },
     'gd-step-impl': {

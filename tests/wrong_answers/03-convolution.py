@@ -1,12 +1,5 @@
-"""Plausible wrong answers to the stage-03 exercises (docs/ANATOMY.md, "Wrong answers").
-
-``WRONG[grade_id]`` maps a description of the mistake to the edits that turn the instructor's answer
-into it: ``(old, new)`` pairs, where ``old`` is one or more whole lines of the solution (found exactly
-once; a check fails loudly once the solution no longer has them) and ``new`` replaces them. Each must
-make at least one of that exercise's test cells fail.
-``DELEGATING[grade_id]`` is a whole answer that only calls a coursekit piece of this stage (or a later
-one); it must fail too.
-"""
+"""Plausible wrong answers to the stage-03 exercises, as edits of the solution, and a delegating
+answer for each (the format: docs/ANATOMY.md §4)."""
 
 WRONG = {
     'shift-impl': {

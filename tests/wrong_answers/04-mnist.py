@@ -1,12 +1,5 @@
-"""Plausible wrong answers to the stage-04 exercises (docs/ANATOMY.md, "Wrong answers").
-
-``WRONG[grade_id]`` maps a description of the mistake to the edits that turn the instructor's answer
-into it: ``(old, new)`` pairs, where ``old`` is one or more whole lines of the solution (found exactly
-once; a check fails loudly once the solution no longer has them) and ``new`` replaces them. Each must
-make at least one of that exercise's test cells fail.
-``DELEGATING[grade_id]`` is a whole answer that only calls a coursekit piece of this stage (or a later
-one); it must fail too.
-"""
+"""Plausible wrong answers to the stage-04 exercises, as edits of the solution, and a delegating
+answer for each (the format: docs/ANATOMY.md §4)."""
 
 WRONG = {
     'pixel-statistics-impl': {
@@ -135,73 +128,14 @@ WRONG = {
     },
     'lenet-shapes-impl': {
         "a convolution's output size off by one (n - k)": [
-            ("""\
-    shapes = {}
-    n = size
-    for name, channels, kind in (
-        ("C1", 6, "conv"),
-        ("S2", 6, "pool"),
-        ("C3", 16, "conv"),
-        ("S4", 16, "pool"),
-        ("C5", 120, "conv"),
-    ):
-        n = n - 5 + 1 if kind == "conv" else n // 2
-        shapes[name] = (channels, n, n)
-    return shapes
-""",
-             """\
-    n1 = size - 5
-    n2 = n1 // 2
-    n3 = n2 - 5
-    n4 = n3 // 2
-    return {"C1": (6, n1, n1), "S2": (6, n2, n2), "C3": (16, n3, n3), "S4": (16, n4, n4), "C5": (120, n4 - 5, n4 - 5)}
-"""),
+            ('        n = n - 5 + 1 if kind == "conv" else n // 2', '        n = n - 5 if kind == "conv" else n // 2'),
         ],
         'sub-sampling rounded up': [
-            ("""\
-    shapes = {}
-    n = size
-    for name, channels, kind in (
-        ("C1", 6, "conv"),
-        ("S2", 6, "pool"),
-        ("C3", 16, "conv"),
-        ("S4", 16, "pool"),
-        ("C5", 120, "conv"),
-    ):
-        n = n - 5 + 1 if kind == "conv" else n // 2
-        shapes[name] = (channels, n, n)
-    return shapes
-""",
-             """\
-    n1 = size - 4
-    n2 = (n1 + 1) // 2
-    n3 = n2 - 4
-    n4 = (n3 + 1) // 2
-    return {"C1": (6, n1, n1), "S2": (6, n2, n2), "C3": (16, n3, n3), "S4": (16, n4, n4), "C5": (120, n4 - 4, n4 - 4)}
-"""),
+            ('        n = n - 5 + 1 if kind == "conv" else n // 2', '        n = n - 5 + 1 if kind == "conv" else (n + 1) // 2'),
         ],
         'sub-sampling keeps the channels of the next convolution': [
-            ("""\
-    shapes = {}
-    n = size
-    for name, channels, kind in (
-        ("C1", 6, "conv"),
-        ("S2", 6, "pool"),
-        ("C3", 16, "conv"),
-        ("S4", 16, "pool"),
-        ("C5", 120, "conv"),
-    ):
-        n = n - 5 + 1 if kind == "conv" else n // 2
-        shapes[name] = (channels, n, n)
-    return shapes
-""",
-             """\
-    n1 = size - 4
-    n2 = n1 // 2
-    n3 = n2 - 4
-    n4 = n3 // 2
-    return {"C1": (6, n1, n1), "S2": (16, n2, n2), "C3": (16, n3, n3), "S4": (120, n4, n4), "C5": (120, n4 - 4, n4 - 4)}
-"""),
+            ('        ("S2", 6, "pool"),', '        ("S2", 16, "pool"),'),
+            ('        ("S4", 16, "pool"),', '        ("S4", 120, "pool"),'),
         ],
     },
     'conv-parameters-impl': {
@@ -223,57 +157,15 @@ WRONG = {
     },
     'lenet-parameters-impl': {
         'sub-sampling counted as having no parameters': [
-            ("""\
-    return {
-        "C1": conv_parameters(1, 6, 5),
-        "S2": 2 * 6,
-        "C3": conv_parameters(6, 16, 5, table=models.LENET_C3_TABLE if partial else None),
-        "S4": 2 * 16,
-        "C5": conv_parameters(16, 120, 5),
-        "F6": 120 * 84 + 84,
-        "output": 84 * 10 + 10,
-    }
-""",
-             """\
-    return {"C1": conv_parameters(1, 6, 5), "S2": 0,
-            "C3": conv_parameters(6, 16, 5, table=models.LENET_C3_TABLE if partial else None), "S4": 0,
-            "C5": conv_parameters(16, 120, 5), "F6": 120 * 84 + 84, "output": 84 * 10 + 10}
-"""),
+            ('        "S2": 2 * 6,', '        "S2": 0,'),
+            ('        "S4": 2 * 16,', '        "S4": 0,'),
         ],
         'the connection table always used': [
-            ("""\
-    return {
-        "C1": conv_parameters(1, 6, 5),
-        "S2": 2 * 6,
-        "C3": conv_parameters(6, 16, 5, table=models.LENET_C3_TABLE if partial else None),
-        "S4": 2 * 16,
-        "C5": conv_parameters(16, 120, 5),
-        "F6": 120 * 84 + 84,
-        "output": 84 * 10 + 10,
-    }
-""",
-             """\
-    return {"C1": conv_parameters(1, 6, 5), "S2": 12, "C3": conv_parameters(6, 16, 5, table=models.LENET_C3_TABLE),
-            "S4": 32, "C5": conv_parameters(16, 120, 5), "F6": 120 * 84 + 84, "output": 84 * 10 + 10}
-"""),
+            ('        "C3": conv_parameters(6, 16, 5, table=models.LENET_C3_TABLE if partial else None),',
+             '        "C3": conv_parameters(6, 16, 5, table=models.LENET_C3_TABLE),'),
         ],
         'F6 without its biases': [
-            ("""\
-    return {
-        "C1": conv_parameters(1, 6, 5),
-        "S2": 2 * 6,
-        "C3": conv_parameters(6, 16, 5, table=models.LENET_C3_TABLE if partial else None),
-        "S4": 2 * 16,
-        "C5": conv_parameters(16, 120, 5),
-        "F6": 120 * 84 + 84,
-        "output": 84 * 10 + 10,
-    }
-""",
-             """\
-    return {"C1": conv_parameters(1, 6, 5), "S2": 12,
-            "C3": conv_parameters(6, 16, 5, table=models.LENET_C3_TABLE if partial else None), "S4": 32,
-            "C5": conv_parameters(16, 120, 5), "F6": 120 * 84, "output": 84 * 10 + 10}
-"""),
+            ('        "F6": 120 * 84 + 84,', '        "F6": 120 * 84,'),
         ],
     },
 }
