@@ -3,6 +3,7 @@ failure unless it is marked ``gpu`` (the only tests allowed to skip, on machines
 
 from __future__ import annotations
 
+import os
 import re
 
 import pytest
@@ -33,6 +34,14 @@ def pytest_runtest_makereport(item, call):
 STAGE_IN_NODEID = re.compile(r"\[(\d\d-[a-z0-9]+(?:-[a-z0-9]+)*)\]$")
 
 
+def _work_unit(nodeid: str) -> str:
+    """A stage's course checks in one test file form one unit of work (``file[NN-name]``): the
+    module-scoped fixtures that execute its notebooks (a kernel session, a graded round trip) then run
+    once. Every other test is a unit of its own."""
+    stage = STAGE_IN_NODEID.search(nodeid)
+    return f"{nodeid.split('::', 1)[0]}[{stage.group(1)}]" if stage else nodeid
+
+
 def pytest_collection_modifyitems(config, items):
     """The course checks first, later stages (which train networks) before earlier ones, then the
     other tests in their own order: with ``--no-loadscope-reorder`` xdist hands out the units of work
@@ -46,18 +55,22 @@ def pytest_collection_modifyitems(config, items):
 
 
 def pytest_xdist_make_scheduler(config, log):
-    """Under ``-n 2 --dist loadscope`` (pyproject.toml), the course checks of one stage (node ids
-    ending in ``[NN-name]``) form one unit of work, given to one worker: the module-scoped fixtures
-    that execute a stage's notebooks (a kernel session, a graded round trip) then run once per stage,
-    and the stages spread over the workers. Every other test is a unit of its own. (xdist's
-    ``loadgroup`` would say this with marks, but it does not group under pytest 9.)"""
+    """Under ``-n 2 --dist loadscope`` (pyproject.toml), one worker runs each unit of
+    :func:`_work_unit`. (xdist's ``loadgroup`` would say this with marks, but it does not group under
+    pytest 9.)"""
     if config.getvalue("dist") != "loadscope":
         return None
     from xdist.scheduler import LoadScopeScheduling
 
     class StageScheduling(LoadScopeScheduling):
         def _split_scope(self, nodeid: str) -> str:
-            stage = STAGE_IN_NODEID.search(nodeid)
-            return stage.group(1) if stage else nodeid
+            return _work_unit(nodeid)
 
     return StageScheduling(config, log)
+
+
+if os.environ.get("PYTEST_XDIST_WORKER"):
+    # two workers on two cores: one thread each for torch and BLAS, in the worker and in the kernels
+    # and nbgrader processes it starts, instead of two threads each spinning for one core
+    for variable in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS"):
+        os.environ.setdefault(variable, "1")

@@ -46,8 +46,7 @@ from coursekit.grading import check, check_close, check_shape, own_work
 BUDGET = coursekit.budget()
 DEVICE = coursekit.device()
 coursekit.seed_everything(0)
-# Reference versions of this stage's exercises, switched off while your answers are graded.
-LIBRARY = ["coursekit.data.transforms.permute_pixels", "coursekit.data.transforms.pixel_permutation"]
+# While your answers are graded, coursekit's pieces of this stage (and later ones) are switched off.
 # Running torch layers to read off their output shapes is not computing them: switched off for 5.1.
 LAYERS = [
     "torch.nn.functional.conv2d",
@@ -104,7 +103,7 @@ def pixel_statistics(images):
 # %% nbgrader={"grade": true, "grade_id": "pixel-statistics-tests", "locked": true, "points": 1, "schema_version": 3, "solution": false, "task": false}
 # A hand-computed case: half the pixels 0, half 255 -> mean 0.5, standard deviation 0.5. Then the values every
 # MNIST loader uses, 0.1307 and 0.3081, measured on the 60k training images (to 5e-4).
-with own_work(*LIBRARY, stage=4, what="pixel_statistics"):
+with own_work(stage=4, what="pixel_statistics"):
     hand = pixel_statistics(
         torch.tensor([[[0, 255], [255, 0]], [[255, 0], [0, 255]]], dtype=torch.uint8)
     )
@@ -130,7 +129,7 @@ check(
 rng = np.random.default_rng(401)
 for shape in ((3, 5, 7), (1, 28, 28), (50, 4, 4)):
     pixels = rng.integers(0, 256, size=shape, dtype=np.uint8)
-    with own_work(*LIBRARY, stage=4, what="pixel_statistics"):
+    with own_work(stage=4, what="pixel_statistics"):
         found = pixel_statistics(torch.from_numpy(pixels))
     check_close(
         np.array(found),
@@ -195,7 +194,7 @@ def confusion_matrix(predicted, labels, num_classes=10):
 
 # %% nbgrader={"grade": true, "grade_id": "confusion-matrix-tests", "locked": true, "points": 1, "schema_version": 3, "solution": false, "task": false}
 # A hand-computed case: truths (0, 0, 1, 2, 2, 2), predictions (0, 1, 1, 2, 0, 2), three classes.
-with own_work(*LIBRARY, stage=4, what="confusion_matrix"):
+with own_work(stage=4, what="confusion_matrix"):
     C_hand = confusion_matrix(
         torch.tensor([0, 1, 1, 2, 0, 2]), torch.tensor([0, 0, 1, 2, 2, 2]), num_classes=3
     )
@@ -210,7 +209,7 @@ check(
 # Properties on the FC net's test predictions: rows sum to the class sizes, the trace counts the correct ones;
 # a class that never occurs still has a row.
 fc_predicted = training.predict(fc, test_images)
-with own_work(*LIBRARY, stage=4, what="confusion_matrix"):
+with own_work(stage=4, what="confusion_matrix"):
     C_fc = confusion_matrix(fc_predicted, test_labels)
     C_absent = confusion_matrix(torch.tensor([1, 1]), torch.tensor([1, 1]), num_classes=4)
 check_shape(C_fc, (10, 10), "confusion_matrix of the test predictions")
@@ -230,7 +229,7 @@ for k, n in ((10, 1000), (7, 1), (3, 0)):
     brute = torch.zeros(k, k, dtype=torch.int64)
     for t_i, p_i in zip(truth.tolist(), guess.tolist()):
         brute[t_i, p_i] += 1
-    with own_work(*LIBRARY, stage=4, what="confusion_matrix"):
+    with own_work(stage=4, what="confusion_matrix"):
         C_random = confusion_matrix(guess, truth, num_classes=k)
     check(
         torch.equal(C_random.cpu(), brute),
@@ -319,7 +318,7 @@ def permute_pixels(images, permutation):
 
 # %% nbgrader={"grade": true, "grade_id": "permute-pixels-tests", "locked": true, "points": 1, "schema_version": 3, "solution": false, "task": false}
 # A hand-computed case on 2x2 images, then shape, dtype and a permutation of a real digit's pixels.
-with own_work(*LIBRARY, stage=4, what="permute_pixels"):
+with own_work(stage=4, what="permute_pixels"):
     tiny = permute_pixels(
         torch.tensor([[[10, 11], [12, 13]], [[20, 21], [22, 23]]], dtype=torch.uint8),
         torch.tensor([3, 0, 2, 1]),
@@ -343,7 +342,7 @@ g = torch.Generator().manual_seed(403)
 for n, h, w in ((7, 28, 28), (1, 3, 5), (3, 1, 9)):
     source = torch.randint(0, 256, (n, h, w), generator=g).to(torch.uint8)
     order = torch.randperm(h * w, generator=g)
-    with own_work(*LIBRARY, stage=4, what="permute_pixels"):
+    with own_work(stage=4, what="permute_pixels"):
         permuted = permute_pixels(source, order)
     expected = torch.stack(
         [
@@ -385,7 +384,7 @@ def applied(images):
     return flat[0] + 256 * flat[1]
 
 
-with own_work(*LIBRARY, stage=4, what="shuffle_datasets"):
+with own_work(stage=4, what="shuffle_datasets"):
     train_s, test_s, perm = shuffle_datasets(coded, coded.clone(), seed=7)
     train_again, _, _ = shuffle_datasets(coded, coded.clone(), seed=7)
     train_other, _, _ = shuffle_datasets(coded, coded.clone(), seed=8)
@@ -547,7 +546,7 @@ def lenet_shapes(size=32):
 
 # %% nbgrader={"grade": true, "grade_id": "lenet-shapes-tests", "locked": true, "points": 1, "schema_version": 3, "solution": false, "task": false}
 # The paper's shapes for its 32x32 input (the table above).
-with own_work(*LIBRARY, *LAYERS, stage=4, what="lenet_shapes"):
+with own_work(*LAYERS, stage=4, what="lenet_shapes"):
     paper_shapes = lenet_shapes(32)
 check(
     isinstance(paper_shapes, dict) and list(paper_shapes) == ["C1", "S2", "C3", "S4", "C5"],
@@ -578,7 +577,7 @@ for size in (36, 33, 45):
     ):
         x = layer(x)
         expected[name] = tuple(x.shape[1:])
-    with own_work(*LIBRARY, *LAYERS, stage=4, what="lenet_shapes"):
+    with own_work(*LAYERS, stage=4, what="lenet_shapes"):
         found = lenet_shapes(size)
     check(found == expected, f"lenet_shapes({size})")
 ### END HIDDEN TESTS
@@ -602,7 +601,7 @@ def conv_parameters(in_channels, out_channels, kernel_size, table=None):
 
 # %% nbgrader={"grade": true, "grade_id": "conv-parameters-tests", "locked": true, "points": 1, "schema_version": 3, "solution": false, "task": false}
 # The paper's C1 (156), C3 with its table (1,516) and C5 (48,120).
-with own_work(*LIBRARY, stage=4, what="conv_parameters"):
+with own_work(stage=4, what="conv_parameters"):
     counts = (
         conv_parameters(1, 6, 5),
         conv_parameters(6, 16, 5, table=models.LENET_C3_TABLE),
@@ -614,13 +613,13 @@ check(counts[2] == 48120, "conv_parameters(16, 120, 5) is not C5's 48,120")
 ### BEGIN HIDDEN TESTS
 # Layers of other sizes, against the parameters torch allocates.
 for c_in, c_out, k in ((3, 8, 3), (7, 2, 1), (4, 5, 4)):
-    with own_work(*LIBRARY, stage=4, what="conv_parameters"):
+    with own_work(stage=4, what="conv_parameters"):
         found = conv_parameters(c_in, c_out, k)
     check(
         found == sum(p.numel() for p in torch.nn.Conv2d(c_in, c_out, k).parameters()),
         f"conv_parameters({c_in}, {c_out}, {k})",
     )
-with own_work(*LIBRARY, stage=4, what="conv_parameters"):
+with own_work(stage=4, what="conv_parameters"):
     found = conv_parameters(3, 2, 3, table=((0,), (0, 1, 2)))
 check(found == (1 + 3) * 9 + 2, "conv_parameters with a table ((0,), (0, 1, 2))")
 ### END HIDDEN TESTS
@@ -653,7 +652,7 @@ def lenet_parameters(partial=True):
 # %% nbgrader={"grade": true, "grade_id": "lenet-parameters-tests", "locked": true, "points": 2, "schema_version": 3, "solution": false, "task": false}
 # The trainable parameters the paper gives for each layer (Section II.B), and our output layer; the total must be
 # what torch allocates for LeNet-5 without the table (every C3 map reading every S2 map).
-with own_work(*LIBRARY, stage=4, what="lenet_parameters (it uses your conv_parameters)"):
+with own_work(stage=4, what="lenet_parameters (it uses your conv_parameters)"):
     ours, full_table = lenet_parameters(partial=True), lenet_parameters(partial=False)
 check(
     isinstance(ours, dict) and set(ours) == {"C1", "S2", "C3", "S4", "C5", "F6", "output"},
