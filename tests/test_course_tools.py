@@ -183,6 +183,9 @@ def _stage_notebook(**changes):
         cells[2].source = "Write `count()`."
     if changes.get("docstring"):
         cells[3].source = cells[3].source.replace('    """The count."""\n', "")
+    if changes.get("docstring_inside"):  # the release would drop it with the solution
+        cells[3].source = cells[3].source.replace('    """The count."""\n    ### BEGIN SOLUTION\n',
+                                                  '    ### BEGIN SOLUTION\n    """The count."""\n')
     if changes.get("summary"):
         cells[-1].source = "That is all."
     nb = nbformat.v4.new_notebook(cells=cells)
@@ -193,7 +196,8 @@ def _stage_notebook(**changes):
 
 @pytest.mark.parametrize("broken, problem", [
     ("title", "markdown title"), ("goals", "learning goals"), ("setup", "coursekit.budget()"),
-    ("lead_in", "no markdown lead-in"), ("docstring", "no docstring"), ("summary", "## Summary"),
+    ("lead_in", "no markdown lead-in"), ("docstring", "no docstring"), ("docstring_inside", "no docstring"),
+    ("summary", "## Summary"),
     ("metadata", "full_budget_on_cpu"),
 ])
 def test_the_stage_anatomy_check_names_each_missing_part(broken, problem):

@@ -507,3 +507,17 @@ def test_the_torch_two_layer_oracle_matches_its_formula_and_its_numeric_gradient
     for name, value in params.items():
         numeric = grading.numeric_gradient(lambda v, name=name: loss({**params, name: v}), value.copy())
         assert grading.scaled_error(reference.grads[name], numeric) < 1e-8, name
+
+
+def test_switching_a_stage_off_leaves_no_function_of_its_modules_on():
+    # closures, decorated functions (torch.no_grad's wrappers), methods that call super() and the
+    # methods dataclasses generate all hold free variables: each is switched off like the others
+    from coursekit.grading.sandbox import _functions_of
+
+    modules = grading.pieces_of_stage(1)
+    functions = [(func, func.__code__) for module in modules for func, _ in _functions_of(module)]
+    assert any(code.co_freevars for _, code in functions), "the check needs functions with free variables"
+    with grading.blocked(*modules):
+        left_on = [f"{func.__module__}.{func.__qualname__}" for func, code in functions if func.__code__ is code]
+    assert not left_on, f"these pieces were not switched off: {left_on}"
+    assert all(func.__code__ is code for func, code in functions), "not every piece was switched back on"

@@ -65,6 +65,13 @@ def test_imports_follow_the_layers(path):
     assert not wrong, f"{path.relative_to(PACKAGE)} ({part}) must not import coursekit.{', coursekit.'.join(sorted(wrong))}"
 
 
+def test_coursekit_imports_itself_by_absolute_names_only():
+    # a relative import would slip past the layer checks, which read absolute names
+    relative = [f"{p.relative_to(PACKAGE)}:{node.lineno}" for p in SOURCES for node in ast.walk(ast.parse(p.read_text()))
+                if isinstance(node, ast.ImportFrom) and node.level > 0]
+    assert not relative, f"use absolute imports (from coursekit.x import y): {relative}"
+
+
 def test_no_library_piece_imports_grading_explore_or_course():
     for path in SOURCES:
         if top_level(path) in (*PARTS, "runtime", "data"):

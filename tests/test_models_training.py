@@ -511,6 +511,8 @@ def test_fit_takes_the_loss_optimiser_transform_augment_and_metric_it_is_given()
     assert calls == {"loss": 8, "transform": 8, "augment": 8, "metric": 2}  # 4 steps an epoch, 2 evaluations
     assert isinstance(made[0], torch.optim.SGD) and made[0].param_groups[0]["momentum"] == 0.9
     assert history.test_accuracy == [0.25, 0.25]
+    with pytest.raises(ValueError, match="lr is for the default optimiser"):
+        training.fit(_tiny_net(), images, labels, lr=0.1, optimizer=optimizer)
 
 
 def test_the_default_metric_predicts_through_fits_transform():

@@ -81,6 +81,20 @@ def full_budget_on_cpu(nb) -> bool | None:
     return value if isinstance(value, bool) else None
 
 
+def _as_released(source: str) -> str:
+    """The answer as the release shows it: each solution region replaced by a stub line."""
+    lines, inside = [], False
+    for line in source.splitlines():
+        if line.strip() == "### BEGIN SOLUTION":
+            inside = True
+            lines.append(line.replace("### BEGIN SOLUTION", "raise NotImplementedError"))
+        elif line.strip() == "### END SOLUTION":
+            inside = False
+        elif not inside:
+            lines.append(line)
+    return "\n".join(lines)
+
+
 def _functions_without_docstring(source: str) -> list[str] | None:
     """Names of the top-level functions in ``source`` that have no docstring (None if it does not parse)."""
     try:
@@ -120,7 +134,7 @@ def stage_problems(nb, stage: str) -> list[str]:
         before = cells[index - 1] if index else None
         if labels[gid].startswith("the exercise") or before is None or before["cell_type"] != "markdown":
             problems.append(f"answer cell {gid!r} has no markdown lead-in right above it naming its exercise")
-        missing = _functions_without_docstring(cell["source"])
+        missing = _functions_without_docstring(_as_released(cell["source"]))
         if missing is None:
             problems.append(f"answer cell {gid!r} does not parse as Python")
         elif missing:

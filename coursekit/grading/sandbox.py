@@ -33,24 +33,34 @@ class GradingTimeout(_OneLine, RuntimeError):
     """The answer did not return within the time limit."""
 
 
-def _blocker(qualname: str) -> types.CodeType:
-    """Code for a function that refuses to run, naming the piece it replaces."""
+def _blocker(qualname: str, freevars: tuple[str, ...] = ()) -> types.CodeType:
+    """Code for a function that refuses to run, naming the piece it replaces.
+
+    A function's code can only be swapped for code with the same free variables (a closure's, a
+    decorator's wrapper, a method that calls ``super()`` and so holds ``__class__``): the blocker is
+    built nested in a function that defines them, and referring to them, so that it has the same ones.
+    """
     message = (
         f"{qualname} is switched off while your answer is graded: write the computation yourself "
         f"instead of calling it"
     )
+    define = "".join(f"    {name} = None\n" for name in freevars)
+    refer = f"        ({', '.join(freevars)},)\n" if freevars else ""
     namespace: dict = {}
     exec(  # noqa: S102 - builds a constant-raising function; the message is ours
-        f"def blocked(*args, **kwargs):\n    raise RuntimeError({message!r})\n", {}, namespace
+        f"def make():\n{define}    def blocked(*args, **kwargs):\n{refer}"
+        f"        raise RuntimeError({message!r})\n    return blocked\n", {}, namespace
     )
-    return namespace["blocked"].__code__
+    code = namespace["make"]().__code__
+    if code.co_freevars != tuple(freevars):  # CPython orders free variables by name; never skip one
+        raise RuntimeError(f"cannot switch off {qualname}: its free variables {freevars} could not be matched")
+    return code
 
 
-# The packages that hold the lecture's pieces. Each module in them that sets ``STAGE = N`` holds pieces
-# that stage N's exercises ask students to write; a module without STAGE holds tools (the autodiff
-# engine, the data registry), never switched off.
-LIBRARY_PACKAGES = ("coursekit.nets", "coursekit.convolution", "coursekit.retrieval", "coursekit.graphs",
-                    "coursekit.data")
+# The library is coursekit without the machinery above it. Each of its modules that sets ``STAGE = N``
+# holds pieces that stage N's exercises ask students to write; a module without STAGE holds tools (the
+# autodiff engine, the data registry), never switched off.
+ABOVE_THE_LIBRARY = ("coursekit.grading", "coursekit.explore", "coursekit.course")
 _imported_library = False
 
 
@@ -68,9 +78,10 @@ def library_modules() -> list[types.ModuleType]:
     the whole library once, so that a piece is switched off even before anything imported it."""
     global _imported_library
     if not _imported_library:
-        for name in LIBRARY_PACKAGES:
-            package = importlib.import_module(name)
-            for info in pkgutil.walk_packages(package.__path__, prefix=f"{name}."):
+        import coursekit
+
+        for info in pkgutil.walk_packages(coursekit.__path__, prefix="coursekit."):
+            if not info.name.startswith(ABOVE_THE_LIBRARY) and info.name != "coursekit.__main__":
                 importlib.import_module(info.name)
         _imported_library = True
     return sorted(
@@ -144,10 +155,8 @@ def blocked(*targets) -> Iterator[None]:
                 setattr(owner, attr, types.FunctionType(_blocker(name), {}, attr))
                 continue
             for func, qualname in _functions_of(target):
-                if func.__code__.co_freevars:  # a closure's code cannot be swapped; none in coursekit
-                    continue
                 swapped.append((func, func.__code__))
-                func.__code__ = _blocker(qualname)
+                func.__code__ = _blocker(qualname, func.__code__.co_freevars)
         yield
     finally:
         for func, code in reversed(swapped):

@@ -211,7 +211,7 @@ def fit(
     *,
     epochs: int = 1,
     batch_size: int = 128,
-    lr: float = 1e-3,
+    lr: float | None = None,
     loss: Callable[[torch.Tensor, torch.Tensor], torch.Tensor] | None = None,
     optimizer: Callable[..., torch.optim.Optimizer] | None = None,
     transform: Transform = prepare,
@@ -229,7 +229,7 @@ def fit(
     """Train ``model`` on ``(images, labels)``, all on ``images.device``.
 
     - ``loss(outputs, targets)`` defaults to cross-entropy; ``optimizer(parameters)`` builds the
-      optimiser, by default Adam at ``lr``; ``transform`` turns a batch of stored images into the
+      optimiser, by default Adam at ``lr`` (default 1e-3); ``transform`` turns a batch of stored images into the
       model's input (default :func:`prepare`, MNIST's normalisation); ``augment(x, generator)``, if
       given, alters each training batch after the transform (:func:`random_flip`,
       :func:`random_crop`); ``metric(model, images, labels)`` scores an evaluation (default: the
@@ -259,7 +259,10 @@ def fit(
         raise ValueError(f"images are on {device} but labels on {labels.device}: keep both on one device")
     torch.manual_seed(seed)
     model.to(device)
-    built = optimizer(model.parameters()) if optimizer is not None else torch.optim.Adam(model.parameters(), lr=lr)
+    if optimizer is not None and lr is not None:
+        raise ValueError("lr is for the default optimiser (Adam): give your optimizer its learning rate instead")
+    built = (optimizer(model.parameters()) if optimizer is not None
+             else torch.optim.Adam(model.parameters(), lr=1e-3 if lr is None else lr))
     steps_per_epoch = (len(images) + batch_size - 1) // batch_size
     step = Step(
         model=model,

@@ -27,7 +27,8 @@
 #    at what it learned and where it fails.
 #
 # A test cell that passes prints nothing. *Run All* stops at the first failing test: until your answers are done,
-# run the cells one by one. While your code is graded, the reference pieces in `coursekit` are switched off.
+# run the cells one by one. While your code is graded, coursekit's reference pieces of this stage are switched off
+# (earlier stages' pieces, which you wrote, are yours to use; stage 03's layers are off for exercise 5.1).
 # The training cells read the run budget: the **full** budget (the default) trains on all 60k images, which takes
 # a few minutes on a laptop CPU and seconds on a GPU; the **fast** budget (autograding, CI, or
 # `COURSEKIT_BUDGET=fast`) trains on 6k images for 2 epochs: the errors are then several times the lecture's
@@ -47,8 +48,10 @@ BUDGET = coursekit.budget()
 DEVICE = coursekit.device()
 coursekit.seed_everything(0)
 # While your answers are graded, coursekit's pieces of this stage (and later ones) are switched off.
-# Running torch layers to read off their output shapes is not computing them: switched off for 5.1.
+# Running layers (torch's, or stage 03's) to read off their output shapes is not computing them:
+# switched off for 5.1.
 LAYERS = [
+    "coursekit.convolution.layer",
     "torch.nn.functional.conv2d",
     "torch.nn.functional.avg_pool2d",
     "torch.nn.functional.max_pool2d",

@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import importlib.util
 import os
+import re
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -166,7 +167,7 @@ def apply_edits(solution: str, edits, where: str) -> str:
     text = f"\n{solution.strip(chr(10))}\n"  # framed by newlines, so that only whole lines match
     for old, new in edits:
         old, new = old.rstrip("\n"), new.rstrip("\n")
-        count = text.count(f"\n{old}\n")
+        count = len(re.findall(f"(?=\n{re.escape(old)}\n)", text))  # overlapping copies count too
         if count != 1:
             raise StaleEdit(f"{where}: the solution holds {count} copies of the lines this wrong answer edits "
                             f"(it needs exactly one); update the edit:\n{old}")

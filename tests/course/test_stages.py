@@ -100,9 +100,9 @@ def _variants(stage):
     if module is None:
         return []
     wrong = support.wrong_answers(stage)
-    return [(gid, label, src) for gid, answers in wrong.items() for label, src in answers.items()] + [
-        (gid, "delegates to coursekit", src) for gid, src in module.DELEGATING.items()
-    ]
+    delegating = [(gid, label, src) for gid, answers in module.DELEGATING.items()
+                  for label, src in (answers.items() if isinstance(answers, dict) else [("delegates to coursekit", answers)])]
+    return [(gid, label, src) for gid, answers in wrong.items() for label, src in answers.items()] + delegating
 
 
 def test_wrong_and_delegating_answers_fail(session):
@@ -135,3 +135,5 @@ def test_an_edit_of_lines_the_solution_no_longer_has_fails_loudly():
             support.apply_edits(solution, [(stale, "")], "f")
     with pytest.raises(support.StaleEdit, match="2 copies"):
         support.apply_edits("a\nb\na\n", [("a", "c")], "twice")
+    with pytest.raises(support.StaleEdit, match="2 copies"):  # next to each other
+        support.apply_edits("a\nx\nx\nb\n", [("x", "y")], "adjacent")

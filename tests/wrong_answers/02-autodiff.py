@@ -156,7 +156,21 @@ WRONG = {
 DELEGATING = {
     "relu-back": "from coursekit.nets.ops import relu",
     "affine-back": "from coursekit.nets.ops import affine",
-    "entropy-back": "from coursekit.nets.ops import entropy",
+    "entropy-back": {
+        "delegates to coursekit": "from coursekit.nets.ops import entropy",
+        "back through stage 01's cross_entropy_grad": """
+from coursekit.nets import backprop
+
+def entropy(A, T):
+    a, t = value(A), value(T)
+    D = backprop.cross_entropy(a, t)
+
+    def back(dD, dA, dT):
+        dA += dD * backprop.cross_entropy_grad(a, t)
+
+    return node(D, back, (A, T))
+""",
+    },
     "decay-back": "from coursekit.nets.ops import decay",
     "add-back": "from coursekit.nets.ops import add",
     "loss-block": "import coursekit.nets.ops\nloss = coursekit.nets.ops.loss",
