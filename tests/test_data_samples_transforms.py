@@ -1,5 +1,5 @@
 """coursekit.data.samples.spiral against its documented construction. That the spiral can be learnt is
-tests/test_nn.py::test_train_learns_the_spiral."""
+tests/test_backprop.py::test_train_learns_the_spiral."""
 
 from __future__ import annotations
 
