@@ -25,6 +25,8 @@ import torch
 from coursekit.nets import autodiff as ad, ops
 from coursekit.nets import backprop
 from coursekit.grading.oracles import torch_two_layer
+
+from .helpers import const, leaf, random_params
 from coursekit.grading import numeric_gradient, rel_error, scaled_error
 
 ORACLE_TOL = 1e-10  # torch / stage-01 numpy vs the engine, float64
@@ -54,29 +56,12 @@ def soft_targets(rng, N, K):
     return scipy.special.softmax(rng.standard_normal((N, K)), axis=1)
 
 
-def leaf(array) -> torch.Tensor:
-    return torch.tensor(np.asarray(array, dtype=np.float64), dtype=torch.float64, requires_grad=True)
-
-
-def const(array) -> torch.Tensor:
-    return torch.tensor(np.asarray(array, dtype=np.float64), dtype=torch.float64)
-
-
 def torch_entropy(A, T):
     return -(T * torch.log_softmax(A, dim=1)).sum() / A.shape[0]
 
 
 def torch_decay(ws, lam):
     return lam / 2 * sum((w * w).sum() for w in ws)
-
-
-def random_params(rng, D, H, K, scale=0.7):
-    return {
-        "W1": scale * rng.standard_normal((D, H)),
-        "b1": scale * rng.standard_normal(H),
-        "W2": scale * rng.standard_normal((H, K)),
-        "b2": scale * rng.standard_normal(K),
-    }
 
 
 def net_problem(seed, shape):

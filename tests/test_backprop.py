@@ -16,6 +16,8 @@ import torch
 import torch.nn.functional as F
 
 from coursekit.grading.oracles import torch_two_layer
+
+from .helpers import const, leaf, random_params
 from coursekit.nets import backprop
 from coursekit.data.samples import spiral
 
@@ -29,28 +31,11 @@ def close(actual, expected, rtol=RTOL, atol=ATOL):
     np.testing.assert_allclose(actual, expected, rtol=rtol, atol=atol)
 
 
-def leaf(array) -> torch.Tensor:
-    return torch.tensor(np.asarray(array, dtype=np.float64), dtype=torch.float64, requires_grad=True)
-
-
-def const(array) -> torch.Tensor:
-    return torch.tensor(np.asarray(array, dtype=np.float64), dtype=torch.float64)
-
-
 def random_targets(rng, N, K, soft=False):
     if soft:
         return scipy.special.softmax(rng.standard_normal((N, K)), axis=1)
     labels = rng.integers(0, K, size=N)
     return np.eye(K)[labels]
-
-
-def random_params(rng, D, H, K, scale=0.7):
-    return {
-        "W1": scale * rng.standard_normal((D, H)),
-        "b1": scale * rng.standard_normal(H),
-        "W2": scale * rng.standard_normal((H, K)),
-        "b2": scale * rng.standard_normal(K),
-    }
 
 
 @pytest.fixture
