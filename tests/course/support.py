@@ -107,9 +107,11 @@ class Session:
         self.client = client_for(self.nb, self.path.parent)
         self._kernel = self.client.setup_kernel()
         self._kernel.__enter__()
+        start = time.perf_counter()
         for index, cell in enumerate(list(self.nb.cells)):
             if cell.cell_type == "code":
                 self.executed.append(self.client.execute_cell(cell, index))
+        self.seconds = time.perf_counter() - start
         return self
 
     def __exit__(self, *exc):

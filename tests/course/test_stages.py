@@ -42,25 +42,6 @@ def test_notebook_anatomy(stage):
     assert any(course.is_manual(c) for c in nb.cells), "a stage has a manually graded question"
 
 
-@pytest.fixture(scope="module")
-def solution_runs():
-    return {}
-
-
-def _solution_run(stage, cache):
-    if stage not in cache:
-        cache[stage] = support.execute(course.solution_path(support.ROOT, stage))
-    return cache[stage]
-
-
-@pytest.mark.parametrize("stage", support.STAGE_PARAMS)
-def test_solution_passes_every_test_cell(stage, solution_runs):
-    run = _solution_run(stage, solution_runs)
-    failures = run.failures(range(len(run.nb.cells)))
-    assert not failures, "\n".join(f"cell {i} ({run.nb.cells[i].id}): {why}" for i, why in failures.items())
-    print(f"{stage}: the solution executed in {run.seconds:.1f} s (fast budget)")
-
-
 @pytest.mark.parametrize("stage", support.STAGE_PARAMS)
 def test_released_stubs_fail_every_test_cell(stage):
     run = support.execute(course.release_path(support.ROOT, stage))
@@ -88,11 +69,23 @@ def test_wrong_answers_are_registered_for_every_exercise(stage):
 
 @pytest.fixture(scope="module", params=support.STAGE_PARAMS)
 def session(request):
+    """A kernel that ran the stage's solution top to bottom as the autograder does (the fast budget),
+    shared by the checks of the solution, of the wrong answers and of the answers restored."""
     path = course.solution_path(support.ROOT, request.param)
     with support.Session(path) as s:
-        failures = {c.id: why for c in s.executed if (why := support.cell_failure(c))}
-        assert not failures, f"the solution does not run cleanly in a session: {failures}"
         yield request.param, s
+
+
+def _solution_failures(s) -> dict[str, str]:
+    return {c.id: why for c in s.executed if (why := support.cell_failure(c))}
+
+
+def test_solution_passes_every_test_cell(session):
+    stage, s = session
+    failures = _solution_failures(s)
+    assert not failures, "\n".join(f"cell {cell_id}: {why}" for cell_id, why in failures.items())
+    assert len(s.executed) == sum(c.cell_type == "code" for c in s.nb.cells)
+    print(f"{stage}: the solution executed in {s.seconds:.1f} s (fast budget)")
 
 
 def _variants(stage):
@@ -107,6 +100,7 @@ def _variants(stage):
 
 def test_wrong_and_delegating_answers_fail(session):
     stage, s = session
+    assert not _solution_failures(s), "the solution itself fails: see test_solution_passes_every_test_cell"
     by_id = {ex.grade_id: ex for ex in course.exercises(s.nb)}
     passed, broken = [], []
     for grade_id, label, source in _variants(stage):
