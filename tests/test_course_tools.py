@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import shutil
+import os
 import re
 import subprocess
 import sys
@@ -213,3 +214,69 @@ def test_the_title_must_name_its_own_stage():
 def test_exercise_labels_follow_the_lead_ins():
     assert course.exercise_labels(_stage_notebook()) == {"count-impl": "Exercise 1.1 (count-impl)"}
     assert course.exercise_labels(_stage_notebook(lead_in=True)) == {"count-impl": "the exercise count-impl"}
+
+
+# -- the students' handout --------------------------------------------------------------------------
+
+
+@pytest.fixture
+def handout_course(course_copy):
+    """The one-stage course copy with the library and its install files, as in the repository."""
+    shutil.copytree(ROOT / "coursekit", course_copy / "coursekit", ignore=shutil.ignore_patterns("__pycache__"))
+    for name in ("pyproject.toml", "environment.yml"):
+        shutil.copy2(ROOT / name, course_copy / name)
+    shutil.copytree(ROOT / "tests" / "wrong_answers", course_copy / "tests" / "wrong_answers")
+    return course_copy
+
+
+def test_the_handout_holds_the_releases_the_library_and_a_readme_and_no_solutions(handout_course, tmp_path_factory):
+    folder = tmp_path_factory.mktemp("handout") / "students"
+    done = subprocess.run([sys.executable, "-m", "coursekit", "handout", str(folder)], cwd=handout_course,
+                          capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    top = sorted(p.name for p in folder.iterdir())
+    assert top == ["README.md", "coursekit", "environment.yml", "notebooks", "pyproject.toml"]
+    assert (folder / "notebooks" / "01-backprop" / "01-backprop.ipynb").read_bytes() == \
+        course.release_path(handout_course, "01-backprop").read_bytes()
+    for path in folder.rglob("*"):
+        assert not path.name.endswith(".py") or "coursekit" in path.relative_to(folder).parts[0], path
+        if path.suffix in (".ipynb", ".md"):
+            text = path.read_text()
+            assert "### BEGIN SOLUTION" not in text and "BEGIN HIDDEN TESTS" not in text, path
+    readme = (folder / "README.md").read_text()
+    assert ".venv/bin/pip install -e . && .venv/bin/coursekit data fetch" in readme
+    assert "Only the answer cells are graded" in readme and "`01-backprop`" in readme
+    imported = subprocess.run([sys.executable, "-c", "import coursekit.grading, coursekit.nets.backprop as b; "
+                               "print(b.__file__)"], cwd=folder.parent, capture_output=True, text=True,
+                              env={**os.environ, "PYTHONPATH": str(folder)})
+    assert imported.returncode == 0 and imported.stdout.startswith(str(folder)), imported.stderr
+
+
+def test_the_handout_refuses_a_stale_release_a_full_folder_and_the_repository_itself(handout_course, tmp_path_factory):
+    elsewhere = tmp_path_factory.mktemp("handout")
+    from coursekit.course.handout import handout
+
+    full = elsewhere / "full"
+    full.mkdir()
+    (full / "keep.txt").write_text("mine")
+    with pytest.raises(FileExistsError, match="not empty"):
+        handout(handout_course, full)
+    assert (full / "keep.txt").read_text() == "mine"
+    with pytest.raises(ValueError, match="outside the course repository"):
+        handout(handout_course, handout_course / "students")
+    source = course.source_path(handout_course, "01-backprop")
+    source.write_text(source.read_text() + "\n# %% [markdown]\n# Late.\n")
+    with pytest.raises(RuntimeError, match="out of date"):
+        handout(handout_course, elsewhere / "students")
+    assert not (elsewhere / "students").exists()
+
+
+def test_a_handout_that_would_leak_a_solution_is_not_written(handout_course, tmp_path_factory, monkeypatch):
+    elsewhere = tmp_path_factory.mktemp("handout")
+    from coursekit.course import handout as module
+
+    leaking = module.STUDENT_README + "\n### BEGIN SOLUTION\n"
+    monkeypatch.setattr(module, "STUDENT_README", leaking)
+    with pytest.raises(RuntimeError, match="README.md"):
+        module.handout(handout_course, elsewhere / "students")
+    assert not (elsewhere / "students").exists()

@@ -4,6 +4,7 @@
     coursekit release --check    exit 1, listing what is out of date, instead of writing
     coursekit release 01-backprop --db   one stage, also recorded in gradebook.db (needed by autograde)
     coursekit stages             list the stages
+    coursekit handout DIR        write the students' repository (releases, library, README) into DIR
     coursekit data fetch [NAME]  fetch datasets into the cache (once, online); `coursekit data where` prints it
 """
 
@@ -26,6 +27,8 @@ def main(argv: list[str] | None = None) -> int:
     rel.add_argument("--db", action="store_true", help="also record the assignments in the gradebook")
     rel.add_argument("--force", action="store_true", help="overwrite released notebooks even if they hold answers")
     sub.add_parser("stages", help="list the stages in lecture order")
+    out = sub.add_parser("handout", help="write the students' repository: releases, library, README; no solutions")
+    out.add_argument("folder", type=Path, help="a new or empty folder outside the course repository")
     data = sub.add_parser("data", help="datasets: fetch them into the cache (once, online)")
     data.add_argument("action", choices=["fetch", "where"])
     data.add_argument("names", nargs="*", help="datasets to fetch (default: all)")
@@ -37,6 +40,12 @@ def main(argv: list[str] | None = None) -> int:
         root = course.find_root(args.root)
         if args.command == "stages":
             print("\n".join(course.stages(root)))
+            return 0
+        if args.command == "handout":
+            from coursekit.course.handout import handout
+
+            written = handout(root, args.folder)
+            print(f"wrote {len(written)} files into {args.folder.resolve()}: publish that folder to students")
             return 0
         if args.check:
             problems = course.stale(root, args.stages)
@@ -50,7 +59,7 @@ def main(argv: list[str] | None = None) -> int:
         for path in course.release(root, args.stages, db=args.db, force=args.force):
             print(f"wrote {path.relative_to(root)}")
         return 0
-    except (FileNotFoundError, ValueError, RuntimeError) as err:
+    except (FileNotFoundError, FileExistsError, ValueError, RuntimeError) as err:
         print(f"coursekit: {err}", file=sys.stderr)
         return 2
 
