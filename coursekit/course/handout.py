@@ -43,8 +43,8 @@ Open `notebooks/01-backprop/01-backprop.ipynb` and work top to bottom. Each exer
 `# YOUR CODE HERE`: replace its `raise NotImplementedError(...)` line with your code, run it, then run
 the test cells below it. A test that passes prints nothing; one that fails says which property failed.
 
-**Only the answer cells are graded.** Put all your code in them: cells you add are dropped before
-grading, and locked cells are restored from the release. While your answers are graded, coursekit's
+**Only the answer cells are graded.** Put all your code in them; locked cells are restored from the
+release before grading. While your answers are graded, coursekit's
 reference versions of the stage's pieces are switched off, so your code must compute its results
 itself; pieces of earlier stages are yours to use.
 
