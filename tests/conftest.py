@@ -54,6 +54,7 @@ def pytest_collection_modifyitems(config, items):
     items[:] = [item for _, item in sorted(enumerate(items), key=order)]
 
 
+@pytest.hookimpl(optionalhook=True)  # without pytest-xdist (the GPU machine) there is no such hook
 def pytest_xdist_make_scheduler(config, log):
     """Under ``-n 2 --dist loadscope`` (pyproject.toml), one worker runs each unit of
     :func:`_work_unit`. (xdist's ``loadgroup`` would say this with marks, but it does not group under

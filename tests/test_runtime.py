@@ -221,3 +221,14 @@ def test_outside_a_kernel_we_are_not_in_a_notebook():
     from coursekit.runtime import in_notebook
 
     assert not in_notebook()
+
+
+def test_progress_without_tqdm_is_a_silent_bar_with_the_same_calls(monkeypatch):
+    import sys
+
+    monkeypatch.setitem(sys.modules, "tqdm", None)  # import tqdm now raises ImportError
+    bar = progress(range(3), desc="training", leave=False)
+    assert list(bar) == [0, 1, 2]
+    bar.update(1)
+    bar.close()
+    assert list(progress(total=5)) == []
