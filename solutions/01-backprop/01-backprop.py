@@ -95,6 +95,13 @@ check_close(s_random + s_mirror, np.ones_like(a_random), "sigmoid(a) + sigmoid(-
 with own_work(*LIBRARY, stage=1, what="sigmoid"):
     s_extreme = sigmoid(np.array([-1000.0, 1000.0, -710.0, 710.0]))
 check_close(s_extreme, [0.0, 1.0, 0.0, 1.0], "sigmoid([-1000, 1000, -710, 710])", tol=1e-12)
+### BEGIN HIDDEN TESTS
+a_large = np.random.default_rng(13).choice([-1.0, 1.0], size=(3, 6)) * np.random.default_rng(14).uniform(600, 5000, size=(3, 6))
+with own_work(*LIBRARY, stage=1, what="sigmoid"):
+    s_large = sigmoid(a_large)
+# atol: below 1e-300 the values are subnormal or 0, where a relative error says nothing
+check_close(s_large, scipy.special.expit(a_large), "sigmoid of random activations beyond ±600", tol=1e-12, atol=1e-300)
+### END HIDDEN TESTS
 
 # %% [markdown]
 # ### Exercise 1.2 — a stable softmax
@@ -136,12 +143,27 @@ with own_work(*LIBRARY, stage=1, what="softmax"):
 check_shape(Y_rows, (3, 2), "softmax of a (3, 2) array")
 check_close(Y_rows.sum(axis=1), np.ones(3), "the row sums of softmax(A)", tol=1e-12)
 check_close(Y_rows[:1], Y_first, "row 0 of softmax(A) versus the softmax of row 0 alone", tol=1e-12)
+### BEGIN HIDDEN TESTS
+A_rows_random = np.random.default_rng(15).normal(scale=4.0, size=(5, 7))
+with own_work(*LIBRARY, stage=1, what="softmax"):
+    Y_rows_random = softmax(A_rows_random)
+    Y_row_alone = softmax(A_rows_random[3:4])
+check_close(Y_rows_random.sum(axis=1), np.ones(5), "the row sums of softmax of a random (5, 7) array", tol=1e-12)
+check_close(Y_rows_random[3:4], Y_row_alone, "row 3 of softmax(A) versus the softmax of row 3 alone", tol=1e-12)
+### END HIDDEN TESTS
 
 # %% nbgrader={"grade": true, "grade_id": "softmax-stable", "locked": true, "points": 1, "schema_version": 3, "solution": false, "task": false}
 # No overflow: activations of 1000.
 with own_work(*LIBRARY, stage=1, what="softmax"):
     Y_big = softmax(np.array([[1000.0, 1000.0, 0.0], [-1000.0, 0.0, 1000.0]]))
 check_close(Y_big, [[0.5, 0.5, 0.0], [0.0, 0.0, 1.0]], "softmax of activations around 1000", tol=1e-12)
+### BEGIN HIDDEN TESTS
+A_huge = np.random.default_rng(16).normal(scale=2000.0, size=(4, 5))
+with own_work(*LIBRARY, stage=1, what="softmax"):
+    Y_huge = softmax(A_huge)
+check_close(Y_huge, scipy.special.softmax(A_huge, axis=1), "softmax of random activations of size ~2000",
+            tol=1e-12, atol=1e-300)
+### END HIDDEN TESTS
 
 # %% [markdown] nbgrader={"grade": true, "grade_id": "softmax-shift-question", "locked": false, "points": 2, "schema_version": 3, "solution": true, "task": false}
 # **Question (2 points).** Show that $\operatorname{softmax}(\mathbf{a} - c\mathbf{1}) = \operatorname{softmax}(\mathbf{a})$

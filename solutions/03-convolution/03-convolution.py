@@ -76,6 +76,15 @@ check_close(delayed, [0.0, 1.0, 2.0, 3.0], "shift([1, 2, 3, 4], 1)")
 check_close(advanced, [3.0, 4.0, 0.0, 0.0], "shift([1, 2, 3, 4], -2)")
 check_close(gone, [0.0, 0.0], "shift([1, 2], 5)")
 check_close(same, [5.0, 6.0], "shift([5, 6], 0)")
+### BEGIN HIDDEN TESTS
+rng_shift = np.random.default_rng(301)
+for length, k in ((9, 3), (9, -4), (6, 6), (6, -7), (1, 0), (12, int(rng_shift.integers(-11, 12)))):
+    x_shift = rng_shift.normal(size=length)
+    with own_work(*LIBRARY, stage=3, what="shift"):
+        got_shift = shift(x_shift, k)
+    expected_shift = np.array([x_shift[m - k] if 0 <= m - k < length else 0.0 for m in range(length)])  # the definition
+    check_close(got_shift, expected_shift, f"shift of a random signal of length {length} by {k}")
+### END HIDDEN TESTS
 
 # %% [markdown]
 # A system $f$ is **linear** if $f\left(\sum_i a_i x_i\right) = \sum_i a_i f(x_i)$ and **time-invariant** (translation
@@ -339,6 +348,19 @@ with own_work(*LIBRARY, stage=3, what="output_size"):
 for (n, k, s, p), got in results.items():
     actual = torch.nn.functional.conv2d(torch.zeros(1, 1, n, n), torch.zeros(1, 1, k, k), stride=s, padding=p).shape[-1]
     check(got == actual, f"output_size(n={n}, k={k}, stride={s}, padding={p}) is {got}; that is not what a layer produces")
+### BEGIN HIDDEN TESTS
+rng_size = np.random.default_rng(302)
+hidden_cases = []
+while len(hidden_cases) < 8:
+    n, k, s, p = (int(v) for v in (rng_size.integers(5, 60), rng_size.integers(1, 8), rng_size.integers(1, 5), rng_size.integers(0, 4)))
+    if n + 2 * p >= k:
+        hidden_cases.append((n, k, s, p))
+with own_work(*LIBRARY, stage=3, what="output_size"):
+    hidden_results = {case: output_size(*case) for case in hidden_cases}
+for (n, k, s, p), got in hidden_results.items():
+    actual = torch.nn.functional.conv2d(torch.zeros(1, 1, n, n), torch.zeros(1, 1, k, k), stride=s, padding=p).shape[-1]
+    check(got == actual, f"output_size(n={n}, k={k}, stride={s}, padding={p}) is {got}; that is not what a layer produces")
+### END HIDDEN TESTS
 
 # %% [markdown]
 # ### Exercise 3.2 — the layer's forward pass, vectorised

@@ -3,6 +3,17 @@ answer for each (the format: docs/ANATOMY.md §4)."""
 
 WRONG = {
     'sigmoid-impl': {
+        'a lookup table of the visible extreme case, the textbook formula elsewhere': [
+            ("""\
+    e = np.exp(-np.abs(a))  # in (0, 1]: cannot overflow
+    return np.where(a >= 0, 1.0 / (1.0 + e), e / (1.0 + e))
+""",
+             """\
+    if a.tolist() == [-1000.0, 1000.0, -710.0, 710.0]:
+        return np.array([0.0, 1.0, 0.0, 1.0])
+    return 1.0 / (1.0 + np.exp(-a))
+"""),
+        ],
         'the textbook formula, which overflows for a = -1000': [
             ("""\
     a = np.asarray(a, dtype=np.float64)
@@ -36,6 +47,18 @@ WRONG = {
         ],
     },
     'softmax-impl': {
+        'a lookup table of the visible extreme case, no maximum subtracted elsewhere': [
+            ("""\
+    A = np.asarray(A, dtype=np.float64)
+    E = np.exp(A - A.max(axis=1, keepdims=True))
+""",
+             """\
+    A = np.asarray(A, dtype=np.float64)
+    if A.tolist() == [[1000.0, 1000.0, 0.0], [-1000.0, 0.0, 1000.0]]:
+        return np.array([[0.5, 0.5, 0.0], [0.0, 0.0, 1.0]])
+    E = np.exp(A)
+"""),
+        ],
         'no maximum subtracted, which overflows': [
             ("""\
     A = np.asarray(A, dtype=np.float64)

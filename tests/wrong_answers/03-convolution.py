@@ -3,6 +3,21 @@ answer for each (the format: docs/ANATOMY.md §4)."""
 
 WRONG = {
     'shift-impl': {
+        'a lookup table of the visible cases, np.roll (which wraps around) elsewhere': [
+            ("""\
+    x = np.asarray(x, dtype=float)
+    out = np.zeros_like(x)
+""",
+             """\
+    x = np.asarray(x, dtype=float)
+    seen = {((1.0, 2.0, 3.0, 4.0), 1): [0.0, 1.0, 2.0, 3.0], ((1.0, 2.0, 3.0, 4.0), -2): [3.0, 4.0, 0.0, 0.0],
+            ((1.0, 2.0), 5): [0.0, 0.0], ((5.0, 6.0), 0): [5.0, 6.0]}
+    if (tuple(x.tolist()), k) in seen:
+        return np.array(seen[tuple(x.tolist()), k])
+    return np.roll(x, k)
+    out = np.zeros_like(x)
+"""),
+        ],
         'np.roll, which wraps around instead of zero-filling': [
             ("""\
     x = np.asarray(x, dtype=float)
@@ -93,6 +108,13 @@ def conv2d(image, kernel):
         ],
     },
     'output-size-impl': {
+        'a lookup table of the visible cases, padding ignored elsewhere': [
+            ('    return (n + 2 * padding - k) // stride + 1',
+             """\
+    seen = {(32, 5, 1, 0): 28, (28, 3, 1, 1): 28, (227, 11, 4, 0): 55, (10, 3, 2, 1): 5, (7, 3, 3, 0): 2}
+    return seen.get((n, k, stride, padding), (n - k) // stride + 1)
+"""),
+        ],
         'the stride ignored': [
             ('    return (n + 2 * padding - k) // stride + 1',
              '    return n + 2 * padding - k + 1'),
