@@ -521,3 +521,33 @@ def test_switching_a_stage_off_leaves_no_function_of_its_modules_on():
         left_on = [f"{func.__module__}.{func.__qualname__}" for func, code in functions if func.__code__ is code]
     assert not left_on, f"these pieces were not switched off: {left_on}"
     assert all(func.__code__ is code for func, code in functions), "not every piece was switched back on"
+
+
+def test_a_refused_torch_routine_is_refused_however_it_is_reached():
+    saved_function, saved_method = torch.softmax, torch.Tensor.softmax  # taken before the block
+    t = torch.tensor([1.0, 2.0, 3.0])
+    expected = torch.softmax(t, 0)
+    calls = {
+        "torch.softmax": lambda: torch.softmax(t, 0),
+        "a saved torch.softmax": lambda: saved_function(t, 0),
+        "the Tensor method": lambda: t.softmax(0),
+        "a saved Tensor method": lambda: saved_method(t, 0),
+        "torch.nn.functional.softmax": lambda: torch.nn.functional.softmax(t, 0),
+    }
+    with grading.blocked("torch.softmax", "torch.Tensor.softmax"):
+        for how, call in calls.items():
+            with pytest.raises(RuntimeError, match="softmax is switched off"):
+                call()
+        assert torch.exp(t).sum() > 0  # other routines run as usual
+    for call in calls.values():
+        assert torch.equal(call(), expected)
+
+
+def test_dotted_names_reach_attributes_of_classes():
+    from coursekit.grading.sandbox import _resolve
+
+    obj, owner, attr = _resolve("torch.Tensor.softmax")
+    assert owner is torch.Tensor and attr == "softmax" and obj is torch.Tensor.softmax
+    assert _resolve("coursekit.nets")[1:] == (None, None)
+    with pytest.raises(ImportError):
+        _resolve("no_such_module_anywhere.f")

@@ -99,16 +99,40 @@ def pieces_of_stage(stage) -> list[types.ModuleType]:
 
 
 def _resolve(target):
-    """``target`` itself, or the object a dotted name stands for, with the module and attribute
-    it was found under (``None`` for an object given directly)."""
+    """``target`` itself, or the object a dotted name stands for (``"torch.Tensor.softmax"``: a module,
+    then attributes), with the object and attribute it was found under (``None`` for a module or an
+    object given directly)."""
     if not isinstance(target, str):
         return target, None, None
-    try:
-        return importlib.import_module(target), None, None
-    except ImportError:
-        module_name, _, attr = target.rpartition(".")
-        owner = importlib.import_module(module_name)
-        return getattr(owner, attr), owner, attr
+    parts = target.split(".")
+    for end in range(len(parts), 0, -1):
+        try:
+            obj = importlib.import_module(".".join(parts[:end]))
+        except ImportError:
+            continue
+        owner = attr = None
+        for attr in parts[end:]:
+            owner, obj = obj, getattr(obj, attr)
+        return obj, owner, attr
+    raise ImportError(f"no module found for {target!r}")
+
+
+class _TorchRefusal:
+    """A torch function mode that refuses the given torch routines however they are reached: through
+    another name, a saved reference, or a Tensor method (``A.softmax(1)`` for ``torch.softmax``)."""
+
+    def __new__(cls, refused: dict):
+        from torch.overrides import TorchFunctionMode
+
+        class Refuse(TorchFunctionMode):
+            def __torch_function__(self, func, types, args=(), kwargs=None):
+                name = refused.get(func) or refused.get(getattr(func, "__name__", None))
+                if name is not None:
+                    raise RuntimeError(f"{name} is switched off while your answer is graded: write the "
+                                       f"computation yourself instead of calling it")
+                return func(*args, **(kwargs or {}))
+
+        return Refuse()
 
 
 def _functions_of(target) -> Iterator[tuple[types.FunctionType, str]]:
@@ -146,23 +170,31 @@ def blocked(*targets) -> Iterator[None]:
     """
     swapped: list[tuple[types.FunctionType, types.CodeType]] = []
     patched: list[tuple[object, str, object]] = []
-    try:
-        for target in targets:
-            obj, owner, attr = _resolve(target)
-            if owner is not None and not isinstance(obj, (types.FunctionType, type, types.ModuleType)):
-                name = f"{owner.__name__}.{attr}"
-                patched.append((owner, attr, obj))
-                setattr(owner, attr, types.FunctionType(_blocker(name), {}, attr))
-                continue
-            for func, qualname in _functions_of(target):
-                swapped.append((func, func.__code__))
-                func.__code__ = _blocker(qualname, func.__code__.co_freevars)
-        yield
-    finally:
-        for func, code in reversed(swapped):
-            func.__code__ = code
-        for owner, attr, obj in reversed(patched):
-            setattr(owner, attr, obj)
+    refused: dict = {}  # torch routines, by the routine itself and, for Tensor methods, by name
+    with contextlib.ExitStack() as stack:
+        try:
+            for target in targets:
+                obj, owner, attr = _resolve(target)
+                if owner is not None and not isinstance(obj, (types.FunctionType, type, types.ModuleType)):
+                    name = f"{getattr(owner, '__name__', owner)}.{attr}"
+                    if isinstance(target, str) and target.startswith("torch."):
+                        refused[obj] = name
+                        if getattr(owner, "__name__", None) == "Tensor":
+                            refused[attr] = name  # the method as torch's dispatch names it
+                    patched.append((owner, attr, obj))
+                    setattr(owner, attr, types.FunctionType(_blocker(name), {}, attr))
+                    continue
+                for func, qualname in _functions_of(target):
+                    swapped.append((func, func.__code__))
+                    func.__code__ = _blocker(qualname, func.__code__.co_freevars)
+            if refused:
+                stack.enter_context(_TorchRefusal(refused))
+            yield
+        finally:
+            for func, code in reversed(swapped):
+                func.__code__ = code
+            for owner, attr, obj in reversed(patched):
+                setattr(owner, attr, obj)
 
 
 def time_limit_seconds() -> float:

@@ -42,7 +42,10 @@ from coursekit.grading.oracles import torch_two_layer
 BUDGET = coursekit.budget()  # "fast" under the autograder and in CI, "full" otherwise
 coursekit.seed_everything(0)
 # While your code is graded, coursekit's reference pieces and these library routines are switched off:
-LIBRARY = ["scipy.special.softmax", "scipy.special.log_softmax", "scipy.special.expit", "scipy.special.logsumexp"]
+LIBRARY = ["scipy.special.softmax", "scipy.special.log_softmax", "scipy.special.expit", "scipy.special.logsumexp",
+           "torch.sigmoid", "torch.Tensor.sigmoid", "torch.special.expit", "torch.softmax", "torch.Tensor.softmax",
+           "torch.log_softmax", "torch.Tensor.log_softmax", "torch.logsumexp", "torch.Tensor.logsumexp",
+           "torch.nn.functional.cross_entropy"]
 print(BUDGET)
 
 # %% [markdown]
