@@ -117,22 +117,21 @@ def _resolve(target):
     raise ImportError(f"no module found for {target!r}")
 
 
-class _TorchRefusal:
+def _torch_refusal(refused: dict):
     """A torch function mode that refuses the given torch routines however they are reached: through
-    another name, a saved reference, or a Tensor method (``A.softmax(1)`` for ``torch.softmax``)."""
+    another name, a saved reference, or a Tensor method (``A.softmax(1)`` for ``torch.softmax``).
+    ``refused`` maps each routine, and each refused Tensor method's name, to the name shown."""
+    from torch.overrides import TorchFunctionMode
 
-    def __new__(cls, refused: dict):
-        from torch.overrides import TorchFunctionMode
+    class Refuse(TorchFunctionMode):
+        def __torch_function__(self, func, types, args=(), kwargs=None):
+            name = refused.get(func) or refused.get(getattr(func, "__name__", None))
+            if name is not None:
+                raise RuntimeError(f"{name} is switched off while your answer is graded: write the "
+                                   f"computation yourself instead of calling it")
+            return func(*args, **(kwargs or {}))
 
-        class Refuse(TorchFunctionMode):
-            def __torch_function__(self, func, types, args=(), kwargs=None):
-                name = refused.get(func) or refused.get(getattr(func, "__name__", None))
-                if name is not None:
-                    raise RuntimeError(f"{name} is switched off while your answer is graded: write the "
-                                       f"computation yourself instead of calling it")
-                return func(*args, **(kwargs or {}))
-
-        return Refuse()
+    return Refuse()
 
 
 def _functions_of(target) -> Iterator[tuple[types.FunctionType, str]]:
@@ -167,6 +166,8 @@ def blocked(*targets) -> Iterator[None]:
     answer that imported the function under another name before the test ran. A compiled function
     (``torch.nn.functional.conv2d``, a numpy ufunc) has no code object: its module attribute is
     replaced instead, which catches calls through the module (``F.conv2d``, ``scipy.special.expit``).
+    A torch routine (a dotted name under ``torch.``, ``torch.Tensor.softmax`` included) is also refused
+    by a torch function mode, which catches it under any name and as a Tensor method.
     """
     swapped: list[tuple[types.FunctionType, types.CodeType]] = []
     patched: list[tuple[object, str, object]] = []
@@ -188,7 +189,7 @@ def blocked(*targets) -> Iterator[None]:
                     swapped.append((func, func.__code__))
                     func.__code__ = _blocker(qualname, func.__code__.co_freevars)
             if refused:
-                stack.enter_context(_TorchRefusal(refused))
+                stack.enter_context(_torch_refusal(refused))
             yield
         finally:
             for func, code in reversed(swapped):
