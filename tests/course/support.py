@@ -11,7 +11,6 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import nbformat
-import pytest
 from nbclient import NotebookClient
 from traitlets.config.loader import PyFileConfigLoader
 
@@ -19,9 +18,6 @@ from coursekit import course
 
 ROOT = Path(__file__).resolve().parents[2]
 STAGES = course.stages(ROOT)
-# The stages as test parameters, with the stage id as the test id: tests/conftest.py gives all of a
-# stage's course checks to one xdist worker by that id.
-STAGE_PARAMS = [pytest.param(stage, id=stage) for stage in STAGES]
 WRONG_ANSWERS = ROOT / "tests" / "wrong_answers"
 # the per-cell limit of nbgrader_config.py, so that the checks run notebooks as the autograder does
 CELL_TIMEOUT = PyFileConfigLoader("nbgrader_config.py", path=str(ROOT)).load_config().Execute.timeout

@@ -88,7 +88,7 @@ def test_leak_detection_sees_through_highlighting():
     assert leaks("<p>nothing here</p>", [line]) == []
 
 
-@pytest.fixture(scope="module", params=support.STAGE_PARAMS)
+@pytest.fixture(scope="module", params=STAGES)
 def graded(request, tmp_path_factory):
     stage = request.param
     root = tmp_path_factory.mktemp(f"course-{stage}")

@@ -24,7 +24,7 @@ def test_the_course_has_stages():
     assert STAGES[0] == "01-backprop"
 
 
-@pytest.mark.parametrize("stage", support.STAGE_PARAMS)
+@pytest.mark.parametrize("stage", STAGES)
 def test_release_is_in_sync_with_solutions(stage):
     problems = course.stale(support.ROOT, [stage])
     assert not problems, (
@@ -33,7 +33,7 @@ def test_release_is_in_sync_with_solutions(stage):
     )
 
 
-@pytest.mark.parametrize("stage", support.STAGE_PARAMS)
+@pytest.mark.parametrize("stage", STAGES)
 def test_notebook_anatomy(stage):
     nb = course.read_notebook(course.solution_path(support.ROOT, stage))
     assert course.anatomy_problems(nb) == []
@@ -42,7 +42,7 @@ def test_notebook_anatomy(stage):
     assert any(course.is_manual(c) for c in nb.cells), "a stage has a manually graded question"
 
 
-@pytest.mark.parametrize("stage", support.STAGE_PARAMS)
+@pytest.mark.parametrize("stage", STAGES)
 def test_released_stubs_fail_every_test_cell(stage):
     run = support.execute(course.release_path(support.ROOT, stage))
     tests = [i for i, cell in enumerate(run.nb.cells) if course.is_test(cell)]
@@ -51,7 +51,7 @@ def test_released_stubs_fail_every_test_cell(stage):
     assert not passing, f"these test cells pass on the untouched release: {passing}"
 
 
-@pytest.mark.parametrize("stage", support.STAGE_PARAMS)
+@pytest.mark.parametrize("stage", STAGES)
 def test_wrong_answers_are_registered_for_every_exercise(stage):
     module = support.load_wrong_answers(stage)
     assert module is not None, f"tests/wrong_answers/{stage}.py is missing"
@@ -67,7 +67,7 @@ def test_wrong_answers_are_registered_for_every_exercise(stage):
         assert not unchanged, f"{gid}: these wrong answers leave the solution as it is: {unchanged}"
 
 
-@pytest.fixture(scope="module", params=support.STAGE_PARAMS)
+@pytest.fixture(scope="module", params=STAGES)
 def session(request):
     """A kernel that ran the stage's solution top to bottom as the autograder does (the fast budget),
     shared by the checks of the solution, of the wrong answers and of the answers restored."""

@@ -23,7 +23,7 @@ def test_the_light_stages_say_so():
     assert "04-mnist" not in FULL_BUDGET_ON_CPU  # five networks on 60k images: minutes on a CPU
 
 
-@pytest.mark.parametrize("stage", [p for p in support.STAGE_PARAMS if p.values[0] in FULL_BUDGET_ON_CPU])
+@pytest.mark.parametrize("stage", FULL_BUDGET_ON_CPU)
 def test_solution_runs_in_the_full_budget(stage):
     run = support.execute(course.solution_path(support.ROOT, stage), env=support.student_environment)
     failures = run.failures(range(len(run.nb.cells)))
