@@ -39,6 +39,30 @@ c.GenerateAssignment.preprocessors = [
     "nbgrader.preprocessors.CheckCellMetadata",
 ]
 
+# The sealed run (coursekit/course/sealing.py, docs/ANATOMY.md "Grading integrity"): each submission is
+# rebuilt from the release (only the answer cells come from the student; added cells are dropped), then
+# executed with guards around every cell, test cells in their own namespace, and faults (a dead kernel,
+# a hang past the interrupt) costing only their exercise. Findings go to integrity/ and to
+# `coursekit audit`. Set c.SealedExecute.zero_flagged = True to score 0 the exercises the audit flags.
+c.Autograde.sanitize_preprocessors = [
+    "nbgrader.preprocessors.ClearOutput",
+    "coursekit.course.sealing.SealSubmission",
+    "nbgrader.preprocessors.DeduplicateIds",
+    "nbgrader.preprocessors.OverwriteKernelspec",
+    "nbgrader.preprocessors.OverwriteCells",
+    "nbgrader.preprocessors.CheckCellMetadata",
+]
+c.Autograde.autograde_preprocessors = [
+    "coursekit.course.sealing.SealedExecute",
+    "nbgrader.preprocessors.IgnorePattern",
+    "nbconvert.preprocessors.ClearMetadataPreprocessor",
+    "nbgrader.preprocessors.LimitOutput",
+    "nbgrader.preprocessors.SaveAutoGrades",
+    "nbgrader.preprocessors.AssignLatePenalties",
+    "nbgrader.preprocessors.CheckCellMetadata",
+]
+c.SealedExecute.zero_flagged = False
+
 # Any stderr output in a test cell scores 0 (nbgrader treats it as an error). Drop known benign
 # library messages that can appear the first time a machine runs the course.
 c.IgnorePattern.enabled = True

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import math
 import signal
+import sys
 import time
 import warnings
 
@@ -298,10 +299,14 @@ def test_own_work_turns_numpy_fp_trouble_into_errors():
         assert np.exp(1000.0) == math.inf
 
 
-def test_own_work_turns_warnings_into_errors_and_restores_the_filters():
-    with grading.own_work(stage=1, seconds=5):
-        with pytest.raises(UserWarning, match="careful"):
-            warnings.warn("careful", stacklevel=1)
+def test_own_work_shows_warnings_and_stderr_as_a_note_on_stdout_and_restores_the_filters(capsys):
+    with grading.own_work(stage=1, seconds=5, what="your sigmoid"):
+        warnings.warn("careful", stacklevel=1)
+        print("debugging", file=sys.stderr)
+    out, err = capsys.readouterr()
+    assert err == ""  # stderr would zero a test cell under nbgrader
+    assert "your sigmoid wrote warnings or messages to stderr" in out
+    assert "UserWarning: careful" in out and "debugging" in out
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         warnings.warn("careful", stacklevel=1)  # a warning again, not an exception

@@ -1,0 +1,340 @@
+"""The sealed autograding run: nbgrader preprocessors configured in nbgrader_config.py, so that plain
+``nbgrader autograde`` and Formgrader use them (docs/ANATOMY.md, "Grading integrity").
+
+- :class:`SealSubmission` (sanitizing step) rebuilds each submission from the release: every cell,
+  its metadata and order come from the release; only the answer cells' sources come from the
+  student, matched by grade id (or, if the student edited the metadata, by cell id). Cells the
+  student added are dropped: only the answer cells are graded.
+- :class:`SealedExecute` (autograding step, in place of nbgrader's Execute) runs the notebook with
+  the kernel-side guards of :mod:`coursekit.grading.seal` around every cell, runs each test cell in
+  its own namespace and counts it only if it ran to its end, and isolates faults: a kernel that dies
+  or a cell that ignores the interrupt costs the exercise it happens in (its remaining test cells
+  score 0); the notebook is re-run in a fresh kernel from the next cell, with that answer replaced by
+  the instructor's for the later exercises that call it, so that they are graded on their own.
+- Both write what they found to ``integrity/<assignment>/<student>/<notebook>.json`` in the course
+  directory; ``coursekit audit`` and ``coursekit autograde`` show it, with the static audit of the
+  answers (:mod:`coursekit.course.audit`). ``SealedExecute.zero_flagged`` zeroes the exercises whose
+  answers were flagged.
+"""
+
+from __future__ import annotations
+
+import ast
+import json
+import secrets
+from pathlib import Path
+from queue import Empty
+
+import nbformat
+from nbclient.exceptions import CellTimeoutError, DeadKernelError
+from nbclient.util import ensure_async, run_sync
+from nbformat import NotebookNode
+from nbgrader.coursedir import CourseDirectory
+from nbgrader.preprocessors import Execute, NbGraderPreprocessor
+from traitlets import Bool, Integer
+
+from coursekit.course import anatomy
+from coursekit.grading import seal
+
+REPORTS = "integrity"
+
+
+def _meta(cell) -> dict:
+    return cell.get("metadata", {}).get("nbgrader", {}) or {}
+
+
+def is_answer(cell) -> bool:
+    return bool(_meta(cell).get("solution"))
+
+
+def kind(cell) -> str:
+    """How the sealed run treats a code cell: "answer", "test" or "locked"."""
+    meta = _meta(cell)
+    if meta.get("solution"):
+        return "answer"
+    if meta.get("grade"):
+        return "test"
+    return "locked"
+
+
+def report_path(config, resources) -> Path:
+    coursedir = CourseDirectory(config=config)
+    info = resources["nbgrader"]
+    return Path(coursedir.root) / REPORTS / info["assignment"] / info["student"] / f"{info['notebook']}.json"
+
+
+def read_report(path: Path) -> dict:
+    try:
+        return json.loads(path.read_text())
+    except (OSError, ValueError):
+        return {}
+
+
+def write_report(path: Path, report: dict) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(report, indent=1, sort_keys=True))
+
+
+def _course_notebook(config, resources, step: str, what: str) -> NotebookNode:
+    coursedir = CourseDirectory(config=config)
+    info = resources["nbgrader"]
+    folder = coursedir.release_directory if step == "release" else coursedir.source_directory
+    path = Path(coursedir.format_path(folder, ".", info["assignment"])) / f"{info['notebook']}.ipynb"
+    if not path.is_file():
+        raise FileNotFoundError(f"the sealed run {what}, and {path} is missing: "
+                                f"run `nbgrader generate_assignment {info['assignment']}` first")
+    return nbformat.read(path, as_version=4)
+
+
+def release_notebook(config, resources) -> NotebookNode:
+    return _course_notebook(config, resources, "release", "rebuilds submissions from the release")
+
+
+def source_notebook(config, resources) -> NotebookNode:
+    return _course_notebook(config, resources, "source", "stands the instructor's answer in for an answer that faulted")
+
+
+def rebuild(submitted: NotebookNode, release: NotebookNode) -> tuple[NotebookNode, list[str]]:
+    """The release with the student's answer sources in it, and what differed in the submission."""
+    findings: list[str] = []
+    by_id: dict[str, list] = {}
+    by_cell_id: dict[str, object] = {}
+    for cell in submitted.cells:
+        gid = _meta(cell).get("grade_id")
+        if gid:
+            by_id.setdefault(gid, []).append(cell)
+        if cell.get("id"):
+            by_cell_id[cell["id"]] = cell
+    release_ids = {_meta(c).get("grade_id") for c in release.cells if _meta(c).get("grade_id")}
+    release_cell_ids = {c.get("id") for c in release.cells}
+    used = set()
+    rebuilt = nbformat.from_dict(release)
+    for cell in rebuilt.cells:
+        if cell.cell_type == "code":
+            cell.outputs, cell.execution_count = [], None
+        if not is_answer(cell):
+            continue
+        gid = _meta(cell)["grade_id"]
+        candidates = by_id.get(gid, [])
+        if len(candidates) > 1:
+            findings.append(f"{gid}: the submission holds {len(candidates)} cells with this grade id; the first was graded")
+        if not candidates and cell.get("id") in by_cell_id:
+            candidates = [by_cell_id[cell["id"]]]
+            findings.append(f"{gid}: the answer cell's nbgrader metadata was edited; it was matched by its cell id")
+        if not candidates:
+            findings.append(f"{gid}: the answer cell is missing from the submission; its stub was graded")
+            continue
+        student = candidates[0]
+        if student.cell_type != cell.cell_type:
+            findings.append(f"{gid}: the answer cell's type was changed to {student.cell_type}; its stub was graded")
+            continue
+        if _meta(student) and _meta(student) != {k: v for k, v in _meta(cell).items() if k in _meta(student)}:
+            findings.append(f"{gid}: the answer cell's nbgrader metadata was edited; the release's was used")
+        cell.source = student.source
+        used.add(id(student))
+    for cell in submitted.cells:
+        if id(cell) in used:
+            continue
+        gid = _meta(cell).get("grade_id")
+        if gid in release_ids or cell.get("id") in release_cell_ids:
+            if not is_answer(cell) and gid and _meta(cell) != _meta(next(c for c in release.cells if _meta(c).get("grade_id") == gid)):
+                findings.append(f"{gid}: the cell's nbgrader metadata was edited; the release's was used")
+            continue
+        if cell.source.strip():
+            what = f"grade id {gid!r}" if gid else "no grade id"
+            findings.append(f"an added {cell.cell_type} cell ({what}) was dropped: only the answer cells are graded")
+    return rebuilt, findings
+
+
+class SealSubmission(NbGraderPreprocessor):
+    """Rebuild the submission from the release (see the module's docstring)."""
+
+    def preprocess(self, nb, resources):
+        release = release_notebook(self.config, resources)
+        rebuilt, findings = rebuild(nb, release)
+        for finding in findings:
+            self.log.warning("%s: %s", resources["nbgrader"]["student"], finding)
+        path = report_path(self.config, resources)
+        write_report(path, {"structure": findings, "events": [], "faults": []})
+        return rebuilt, resources
+
+
+class _Fault(Exception):
+    """The kernel died, hung past the interrupt, or its guard could not run."""
+
+    def __init__(self, index: int, what: str):
+        super().__init__(what)
+        self.index, self.what = index, what
+
+
+class SealedExecute(Execute):
+    """nbgrader's Execute, run sealed and with faults isolated (see the module's docstring)."""
+
+    guard_timeout = Integer(30, help="Seconds a guard may take before the kernel counts as hung").tag(config=True)
+    zero_flagged = Bool(False, help="Score 0 the exercises whose answers the integrity audit flagged").tag(config=True)
+
+    def preprocess(self, nb, resources, km=None):
+        from nbclient import NotebookClient
+
+        NotebookClient.__init__(self, nb, km)
+        self.reset_execution_trackers()
+        self._check_assign_resources(resources)
+        release = release_notebook(self.config, resources)
+        # an answer that faulted is replaced, for the exercises after it, by the instructor's answer: the
+        # later exercises, which may call it, are graded on their own (its own remaining tests score 0)
+        stand_ins = {_meta(c)["grade_id"]: c.source for c in source_notebook(self.config, resources).cells
+                     if is_answer(c) and c.cell_type == "code"}
+        tests_of = {nb.cells[ex.answer_index].metadata["nbgrader"]["grade_id"]: ex.test_indices
+                    for ex in anatomy.exercises(nb)}
+        kinds = [kind(c) if c.cell_type == "code" else None for c in nb.cells]
+        answers = [i for i, k in enumerate(kinds) if k == "answer"]
+        path = report_path(self.config, resources)
+        report = read_report(path) or {"structure": [], "events": [], "faults": []}
+        stubbed: set[int] = set()
+        self._forfeited: set[int] = set()
+        start = 0
+        while True:
+            try:
+                run_sync(self._run)(start, stubbed, stand_ins, kinds, report)
+                break
+            except _Fault as fault:
+                earlier = [i for i in answers if i <= fault.index and i not in stubbed]
+                if not earlier or len(report["faults"]) > len(answers):
+                    raise RuntimeError(f"cell {fault.index}: {fault.what}, and no answer is left to blame") from None
+                blamed = earlier[-1]
+                gid = _meta(nb.cells[blamed])["grade_id"]
+                self.log.error("%s: %s in cell %d; exercise %s scores 0 there, and the rest is graded in a fresh kernel",
+                               resources["nbgrader"]["student"], fault.what, fault.index, gid)
+                report["faults"].append({"cell": fault.index, "exercise": gid, "what": fault.what})
+                cell = nb.cells[fault.index]
+                cell.outputs = list(cell.get("outputs", [])) + [nbformat.v4.new_output(
+                    "error", ename="GradingFault", evalue=f"{fault.what}: this exercise scores 0 and the rest of the "
+                    f"notebook was graded in a fresh kernel", traceback=[f"GradingFault: {fault.what}"])]
+                self.log.info("cells before %d are replayed without their outputs", fault.index + 1)
+                stubbed.add(blamed)
+                self._forfeited |= {i for i in tests_of.get(gid, []) if i > fault.index}
+                start = fault.index + 1
+        self.set_widgets_metadata()
+        from coursekit.course import audit
+
+        report["flags"] = audit.audit_answers(nb, release)
+        if self.zero_flagged:
+            self._zero(nb, report)
+        write_report(path, report)
+        return self.nb, self.resources
+
+    def _zero(self, nb, report):
+        flagged = {gid for gid, flags in report["flags"].items() if flags}
+        flagged |= {e["exercise"] for e in report["events"] if e.get("exercise")}
+        for ex in anatomy.exercises(nb):
+            if ex.grade_id in flagged:
+                for index in ex.test_indices:
+                    nb.cells[index].outputs.append(nbformat.v4.new_output(
+                        "error", ename="IntegrityFlag", evalue="this exercise was flagged by the integrity audit "
+                        "and scores 0 (the instructor's setting)", traceback=["IntegrityFlag"]))
+
+    async def _run(self, start, stubbed, stand_ins, kinds, report):
+        """Run the notebook in a fresh kernel: cells before ``start`` again without keeping their
+        outputs (the answers in ``stubbed`` replaced by the instructor's), then the rest."""
+        self.km = self.create_kernel_manager()
+        await self.async_start_new_kernel()
+        await self.async_start_new_kernel_client()
+        exercise_of = _exercise_of(self.nb, kinds)
+        last_student = "(start)"
+        try:
+            await self._guard(seal.guard("start()"), 0, report, None)
+            for index, cell in enumerate(self.nb.cells):
+                if kinds[index] is None:
+                    continue
+                keep = index >= start
+                target = cell if keep else nbformat.from_dict(cell)  # a replayed cell keeps its first outputs
+                if index in stubbed:  # always before start: the answer blamed for a fault
+                    target.source = stand_ins[_meta(cell)["grade_id"]]
+                if index in self._forfeited:  # the rest of a faulted exercise's tests: not run, 0
+                    cell.outputs = [nbformat.v4.new_output(
+                        "error", ename="GradingFault", evalue="not run: an earlier cell of this exercise faulted",
+                        traceback=["GradingFault: not run: an earlier cell of this exercise faulted"])]
+                    continue
+                name = _meta(cell).get("grade_id") or cell.get("id") or str(index)
+                await self._guard(seal.guard(f"before({kinds[index]!r}, {name!r}, {last_student!r})"), index, report,
+                                  exercise_of.get(last_student))
+                if kinds[index] == "test":
+                    token = secrets.token_hex(16)
+                    original = target.source
+                    target.source = seal.wrapper(original, token, name)
+                    try:
+                        await self._execute(target, index, store_history=False)
+                    finally:
+                        target.source = original
+                    done = await self._guard(seal.guard(f"finished({token!r}, {name!r})"), index, report,
+                                             exercise_of.get(name))
+                    if not done.get("finished") and not any(o.get("output_type") == "error" for o in target.outputs):
+                        target.outputs.append(nbformat.v4.new_output(
+                            "error", ename="SealedRunError", evalue="this test did not run to its end (the notebook's "
+                            "execution machinery was altered); it scores 0", traceback=["SealedRunError"]))
+                        _event(report, name, "the test cell did not run to its end", exercise_of.get(name), keep)
+                else:
+                    await self._execute(target, index, store_history=True)
+                    await self._guard(seal.guard(f"after({kinds[index]!r}, {name!r})"), index, report,
+                                      exercise_of.get(name))
+                    if kinds[index] == "answer":
+                        last_student = name
+        finally:
+            self.shutdown_kernel = "immediate"
+            await self._async_cleanup_kernel()
+
+    async def _execute(self, cell, index, store_history):
+        try:
+            await self.async_execute_cell(cell, index, store_history=store_history)
+        except DeadKernelError:
+            raise _Fault(index, "the kernel died (os._exit, a crash or a signal)") from None
+        except CellTimeoutError:
+            raise _Fault(index, f"the cell did not stop within {self.timeout} s, even when interrupted") from None
+
+    async def _guard(self, expression, index, report, exercise):
+        """Evaluate a guard in the kernel; a kernel that does not answer, or whose guard fails, is a fault."""
+        msg_id = await ensure_async(self.kc.execute("", silent=True, store_history=False,
+                                                    user_expressions={"seal": expression}, allow_stdin=False))
+        loop_time = 0.0
+        while True:
+            try:
+                msg = await ensure_async(self.kc.shell_channel.get_msg(timeout=1))
+            except Empty:
+                if not await ensure_async(self.kc.is_alive()):
+                    raise _Fault(index, "the kernel died (os._exit, a crash or a signal)") from None
+                loop_time += 1
+                if loop_time > self.guard_timeout:
+                    raise _Fault(index, f"the kernel did not answer within {self.guard_timeout} s after the cell "
+                                        f"(a hang that ignores the interrupt)") from None
+                continue
+            if msg["parent_header"].get("msg_id") == msg_id:
+                break
+        result = msg["content"].get("user_expressions", {}).get("seal", {})
+        try:
+            value = json.loads(ast.literal_eval(result["data"]["text/plain"]))
+            assert value.get("sealed") is True
+        except Exception:  # noqa: BLE001 - whatever broke it, the kernel can no longer be trusted
+            why = result.get("evalue") or msg["content"].get("evalue") or "no answer"
+            raise _Fault(index, f"the grading guard could not run after the previous answer ({why})") from None
+        for event in value.get("events", []):
+            _event(report, event["cell"], event["change"], exercise, True)
+        return value
+
+
+def _event(report, cell, change, exercise, keep):
+    entry = {"cell": cell, "change": change, "exercise": exercise}
+    if keep and entry not in report["events"]:
+        report["events"].append(entry)
+
+
+def _exercise_of(nb, kinds) -> dict[str, str]:
+    """grade id of a test or answer cell -> the grade id of its exercise's answer."""
+    found, current = {}, None
+    for cell, k in zip(nb.cells, kinds):
+        gid = _meta(cell).get("grade_id")
+        if k == "answer":
+            current = gid
+        if gid and k in ("answer", "test") and current:
+            found[gid] = current
+    return found
+
