@@ -74,10 +74,13 @@ c.IgnorePattern.pattern = (
     r"|Warning: Cannot change to a different GUI toolkit)"
 )
 
-# Feedback returned to students: hidden tests removed, and errors reduced to their message (a
-# traceback in a test cell would quote the hidden test's source).
+# Feedback returned to students: what the student's code printed in answer and test cells removed (it
+# could show hidden inputs), any output quoting the hidden tests or the instructor's answers replaced,
+# hidden tests removed, and errors reduced to their message (a traceback in a test cell would quote
+# the hidden test's source).
 c.GenerateFeedback.preprocessors = [
     "nbgrader.preprocessors.GetGrades",
+    "coursekit.course.sealing.ScrubFeedback",
     "nbgrader.preprocessors.ClearHiddenTests",
     "coursekit.course.nbgrader_ext.StripTracebacks",
     "nbconvert.preprocessors.CSSHTMLHeaderPreprocessor",

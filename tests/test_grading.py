@@ -556,3 +556,117 @@ def test_dotted_names_reach_attributes_of_classes():
     assert _resolve("coursekit.nets")[1:] == (None, None)
     with pytest.raises(ImportError):
         _resolve("no_such_module_anywhere.f")
+
+
+# -- what an answer cannot undo or reach --------------------------------------------------------------
+
+def test_check_close_holds_a_float32_answer_to_float32_precision_only():
+    a = np.random.default_rng(3).normal(scale=5.0, size=(4, 5))
+    exact = 1 / (1 + np.exp(-a))
+    grading.check_close((1 / (1 + np.exp(-a.astype(np.float32)))).astype(np.float32), exact, "float32 sigmoid", tol=1e-12)
+    with pytest.raises(grading.CheckFailed):  # a float32 answer that is wrong beyond its precision still fails
+        grading.check_close((exact * 1.001).astype(np.float32), exact, "float32 sigmoid", tol=1e-12)
+    with pytest.raises(grading.CheckFailed):  # float64 keeps the tolerance asked for
+        grading.check_close(exact.astype(np.float32).astype(np.float64), exact, "float64 sigmoid", tol=1e-12)
+
+
+def test_own_work_puts_back_a_library_function_replaced_during_the_call_and_fails():
+    original = np.count_nonzero
+    with pytest.raises(grading.CheckFailed, match="numpy.count_nonzero was replaced"):
+        with grading.own_work(stage=1, seconds=5, what="your softmax"):
+            np.count_nonzero = lambda *args, **kwargs: 0
+    assert np.count_nonzero is original
+
+
+def test_own_work_puts_back_a_grading_helper_whose_code_was_replaced():
+    from coursekit.grading import checks
+
+    code = checks.check_close.__code__
+    with pytest.raises(grading.CheckFailed, match="the code of coursekit.grading.checks.check_close was replaced"):
+        with grading.own_work(stage=1, seconds=5):
+            checks.check_close.__code__ = (lambda *args, **kwargs: None).__code__
+    assert checks.check_close.__code__ is code
+
+
+def test_own_work_is_not_fooled_by_np_seterr_raise_before_it():
+    with np.errstate(all="raise"):  # a student's debugging setting: underflow must not fail a stable answer
+        with grading.own_work(stage=1, seconds=5):
+            assert np.exp(np.array([-1000.0]))[0] == 0.0
+
+
+def test_copies_of_switched_off_code_are_refused_however_they_were_made(tmp_path):
+    import importlib.util
+    import inspect
+    import types
+
+    copy_from_code = types.FunctionType(backprop.softmax.__code__, backprop.softmax.__globals__, "mine",
+                                        backprop.softmax.__defaults__)
+    spec = importlib.util.spec_from_file_location("second_backprop", backprop.__file__)
+    second = importlib.util.module_from_spec(spec)
+    sys.modules["second_backprop"] = second  # as an import would (its dataclasses look themselves up)
+    try:
+        spec.loader.exec_module(second)
+    finally:
+        del sys.modules["second_backprop"]
+    namespace = dict(backprop.__dict__)
+    exec(inspect.getsource(backprop.softmax), namespace)  # noqa: S102 - the attack under test
+    for label, copy in (("code object", copy_from_code), ("module file", second.softmax),
+                        ("exec of getsource", namespace["softmax"])):
+        # refused at the call (a helper it calls is switched off) or when the block ends (a copy ran)
+        with pytest.raises((RuntimeError, grading.CheckFailed), match="is switched off"), grading.own_work(stage=1, seconds=5):
+            copy(A_ROWS)
+        assert np.allclose(copy(A_ROWS).sum(axis=1), 1.0), label  # usable again after the block
+
+
+def test_a_student_function_identical_to_the_library_one_is_not_refused():
+    namespace = {"np": np}
+    exec(compile("def relu(a):\n    return np.maximum(0.0, a)\n", "/tmp/ipykernel_1/cell.py", "exec"), namespace)  # noqa: S102
+    with grading.own_work(stage=1, seconds=5):
+        assert namespace["relu"](np.array([-1.0, 2.0])).tolist() == [0.0, 2.0]
+
+
+def test_a_compiled_routine_held_under_another_name_in_the_notebook_is_refused():
+    import __main__
+
+    import scipy.special
+
+    __main__.my_expit = scipy.special.expit
+    try:
+        with pytest.raises(RuntimeError, match="expit is switched off"), grading.own_work("scipy.special.expit", stage=1, seconds=5):
+            __main__.my_expit(np.zeros(2))
+        assert __main__.my_expit is scipy.special.expit
+    finally:
+        del __main__.my_expit
+
+
+def test_a_numpy_dispatcher_is_refused_under_another_name():
+    convolve = np.convolve
+    with pytest.raises(RuntimeError, match="convolve is switched off"), grading.own_work("numpy.convolve", stage=1, seconds=5):
+        convolve([1.0, 2.0], [1.0, 1.0])
+    assert np.convolve([1.0, 2.0], [1.0, 1.0]).tolist() == [1.0, 3.0, 2.0]
+
+
+def test_python_lines_fails_when_the_answer_switches_the_count_off():
+    def sneaky(n):
+        sys.settrace(None)
+        return sum(i for i in range(n))
+
+    with pytest.raises(grading.CheckFailed, match="switched off the count"):
+        grading.python_lines(sneaky, 1000)
+
+
+def test_a_copy_that_calls_nothing_switched_off_is_refused_when_the_block_ends(tmp_path):
+    import importlib.util
+    import types
+
+    (tmp_path / "piece.py").write_text("def double(a):\n    return a * 2\n")
+    spec = importlib.util.spec_from_file_location("piece", tmp_path / "piece.py")
+    piece = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(piece)
+    copy = types.FunctionType(piece.double.__code__, {}, "mine")
+    with pytest.raises(grading.CheckFailed, match=r"piece.double is switched off.*\(your code ran a copy of it\)"):
+        with grading.blocked(piece.double):
+            assert copy(2) == 4  # the copy runs, and the block fails when it ends
+    with grading.blocked(piece.double):
+        pass  # nothing ran: nothing refused
+    assert copy(2) == 4

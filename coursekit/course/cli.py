@@ -6,6 +6,8 @@
     coursekit stages             list the stages
     coursekit handout DIR        write the students' repository (releases, library, README) into DIR
     coursekit data fetch [NAME]  fetch datasets into the cache (once, online); `coursekit data where` prints it
+    coursekit autograde ASSIGNMENT [nbgrader options]   nbgrader autograde, its failures reported, then the audit
+    coursekit audit ASSIGNMENT   the integrity audit of every submission: a table of findings
 """
 
 from __future__ import annotations
@@ -29,10 +31,16 @@ def main(argv: list[str] | None = None) -> int:
     sub.add_parser("stages", help="list the stages in lecture order")
     out = sub.add_parser("handout", help="write the students' repository: releases, library, README; no solutions")
     out.add_argument("folder", type=Path, help="a new or empty folder outside the course repository")
+    grade = sub.add_parser("autograde", help="run nbgrader autograde, report any submission it failed, then the audit")
+    grade.add_argument("assignment")
+    audit = sub.add_parser("audit", help="the integrity audit of every submission of an assignment")
+    audit.add_argument("assignment")
     data = sub.add_parser("data", help="datasets: fetch them into the cache (once, online)")
     data.add_argument("action", choices=["fetch", "where"])
     data.add_argument("names", nargs="*", help="datasets to fetch (default: all)")
-    args = parser.parse_args(argv)
+    args, extra = parser.parse_known_args(argv)
+    if extra and args.command != "autograde":
+        parser.error(f"unrecognized arguments: {' '.join(extra)}")
     if args.command == "data":
         return _data(args)
 
@@ -41,6 +49,16 @@ def main(argv: list[str] | None = None) -> int:
         if args.command == "stages":
             print("\n".join(course.stages(root)))
             return 0
+        if args.command == "audit":
+            from coursekit.course import audit as audit_module
+
+            rows = audit_module.audit_assignment(root, args.assignment)
+            print(audit_module.table(rows))
+            return 0
+        if args.command == "autograde":
+            from coursekit.course.grade import autograde
+
+            return autograde(root, args.assignment, extra)
         if args.command == "handout":
             from coursekit.course.handout import handout
 

@@ -338,3 +338,64 @@ def _exercise_of(nb, kinds) -> dict[str, str]:
             found[gid] = current
     return found
 
+
+
+def secret_lines(source: NotebookNode) -> list[str]:
+    """The lines a student must not read in feedback: the hidden tests' and the instructor's answers'
+    (when an answer faulted, the sealed run stood the instructor's in for it), 12 characters or more."""
+    lines, inside = [], False
+    for cell in source.cells:
+        answer = is_answer(cell) and cell.cell_type == "code"
+        for line in cell.source.splitlines():
+            marker = line.strip()
+            if marker in ("### BEGIN HIDDEN TESTS", "### BEGIN SOLUTION"):
+                inside = True
+            elif marker in ("### END HIDDEN TESTS", "### END SOLUTION"):
+                inside = False
+            elif (inside or answer) and len(marker) >= 12:
+                lines.append(marker)
+    return sorted(set(lines))
+
+
+class ScrubFeedback(NbGraderPreprocessor):
+    """Feedback that shows no hidden test and no hidden input, whatever the student's code printed.
+
+    Test and answer cells keep only their error messages (a test cell's printed output comes from
+    the student's code called on hidden inputs; an answer cell can print what an earlier test
+    passed it); every other output that quotes a line of the hidden tests or of the instructor's
+    answers is replaced by a note. Runs before ClearHiddenTests, which then removes the hidden
+    tests' source.
+    """
+
+    def preprocess(self, nb, resources):
+        self._secrets = secret_lines(source_notebook(self.config, resources))
+        return super().preprocess(nb, resources)
+
+    def _quotes_a_secret(self, text: str) -> bool:
+        return any(line in text for line in self._secrets)
+
+    def preprocess_cell(self, cell, resources, cell_index):
+        if cell.cell_type != "code":
+            return cell, resources
+        graded = kind(cell) in ("answer", "test")
+        kept = []
+        for output in cell.get("outputs", []):
+            if output.get("output_type") == "error":
+                value = str(output.get("evalue", ""))[:500]
+                if self._quotes_a_secret(value):
+                    value = "(the message quoted the hidden tests and is not shown)"
+                output["evalue"] = value
+                output["traceback"] = [f"{output.get('ename', 'Error')}: {value}"]
+                kept.append(output)
+                continue
+            if graded:
+                continue
+            text = output.get("text", "") if output.get("output_type") == "stream" else \
+                "\n".join(str(v) for v in output.get("data", {}).values())
+            if self._quotes_a_secret(text):
+                kept.append(nbformat.v4.new_output("stream", name="stdout",
+                                                   text="(output not shown: it quoted the hidden tests)\n"))
+            else:
+                kept.append(output)
+        cell.outputs = kept
+        return cell, resources

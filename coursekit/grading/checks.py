@@ -71,10 +71,18 @@ def check_close(actual, expected, name: str, *, tol: float = 1e-7, atol: float =
     error exceeds ``atol`` (use ``atol`` where the expected value is 0 up to rounding, such as a sum
     that cancels). The message reports how many entries are off and the largest relative error, so a
     student learns how wrong the answer is, not what it should be.
+
+    The tolerances follow the precision of the answer: an answer computed in float32 (or float16)
+    is held to its own dtype's rounding, ``32 * eps`` relative and its smallest normal number
+    absolute, when that is looser than ``tol`` and ``atol`` (a float32 sigmoid is right to 4e-6,
+    not to 1e-12).
     """
     expected = np.asarray(expected)
     actual = check_shape(actual, expected.shape, name)
     check_finite(actual, name)
+    if np.issubdtype(actual.dtype, np.inexact) and np.finfo(actual.dtype).bits < 64:
+        info = np.finfo(actual.dtype)
+        tol, atol = max(tol, 32 * float(info.eps)), max(atol, float(info.tiny))
     a = actual.astype(np.float64)
     b = expected.astype(np.float64)
     diff = np.abs(a - b)

@@ -11,7 +11,8 @@ def python_lines(fn, *args, **kwargs) -> tuple[object, int]:
     Lines run inside installed packages (numpy, scipy, coursekit...) and the standard library are not
     counted, so the count measures the student's Python loops, not the work numpy does. A loop over
     pixels runs thousands of lines on a small image, a vectorised answer a few dozen: unlike a
-    timing, the count is the same on every machine. Returns ``(result, lines)``.
+    timing, the count is the same on every machine. Returns ``(result, lines)``; an answer that
+    removes the trace function fails the check.
     """
     import sys
     import sysconfig
@@ -45,5 +46,11 @@ def python_lines(fn, *args, **kwargs) -> tuple[object, int]:
     try:
         result = fn(*args, **kwargs)
     finally:
+        still = sys.gettrace() is tracer
         sys.settrace(previous)
+    if not still:  # the answer switched the count off (sys.settrace(None)): it cannot be trusted
+        from coursekit.grading.checks import CheckFailed
+
+        raise CheckFailed("your code switched off the count of the Python lines it runs (sys.settrace): the "
+                          "vectorisation check cannot be made, and this is recorded for your instructor")
     return result, lines
