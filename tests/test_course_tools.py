@@ -165,7 +165,8 @@ def _cell(kind, source, **nbgrader):
 def _stage_notebook(**changes):
     """A tiny notebook with the whole anatomy, and the named parts broken."""
     cells = [
-        _cell("markdown", "# Stage 05 — AlexNet\n\n**You will**\n1. count"),
+        _cell("markdown", "# Stage 05 — AlexNet\n\n**You will**\n1. count\n\n**Only the answer cells are graded: put all "
+                          "your code in them** (cells you add are dropped)."),
         _cell("code", "import coursekit\nBUDGET = coursekit.budget()\ncoursekit.seed_everything(0)",
               grade_id="setup", locked=True),
         _cell("markdown", "### Exercise 1.1 — a count\nWrite `count()`."),
@@ -174,10 +175,13 @@ def _stage_notebook(**changes):
         _cell("code", "assert count() == 1", grade_id="count-test", grade=True, locked=True, points=1),
         _cell("markdown", "## Summary\n\nCounted."),
     ]
+    rule = "\n\n**Only the answer cells are graded: put all your code in them**."
     if changes.get("title"):
-        cells[0].source = "# AlexNet"
+        cells[0].source = "# AlexNet\n\n**You will**\n1. count" + rule
     if changes.get("goals"):
-        cells[0].source = "# Stage 05 — AlexNet"
+        cells[0].source = "# Stage 05 — AlexNet" + rule
+    if changes.get("added_cells_rule"):
+        cells[0].source = "# Stage 05 — AlexNet\n\n**You will**\n1. count"
     if changes.get("setup"):
         cells[1].source = "import coursekit"
     if changes.get("lead_in"):
@@ -197,6 +201,7 @@ def _stage_notebook(**changes):
 
 @pytest.mark.parametrize("broken, problem", [
     ("title", "markdown title"), ("goals", "learning goals"), ("setup", "coursekit.budget()"),
+    ("added_cells_rule", "rule on added cells"),
     ("lead_in", "no markdown lead-in"), ("docstring", "no docstring"), ("docstring_inside", "no docstring"),
     ("summary", "## Summary"),
     ("metadata", "full_budget_on_cpu"),

@@ -105,11 +105,15 @@ def _functions_without_docstring(source: str) -> list[str] | None:
             if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)) and ast.get_docstring(node) is None]
 
 
+ADDED_CELLS_RULE = "Only the answer cells are graded: put all your code in them"
+
+
 def stage_problems(nb, stage: str) -> list[str]:
     """Violations of the stage-level anatomy (docs/ANATOMY.md): the title names the stage and its
     learning goals follow; a setup cell comes first among the code cells and reads the budget and the
     seed; every answer cell has a lead-in naming its exercise and keeps a docstring for each function;
-    the notebook ends with a summary; the stage says whether its full budget runs on a CPU."""
+    the notebook ends with a summary; the stage says whether its full budget runs on a CPU; the first
+    cell states that only the answer cells are graded (the sealed run drops added cells)."""
     problems = []
     cells = nb["cells"]
     first = cells[0] if cells else None
@@ -118,6 +122,8 @@ def stage_problems(nb, stage: str) -> list[str]:
         problems.append("the first cell is not a markdown title '# Stage NN — ...'")
     elif title.group(1) != stage[:2]:
         problems.append(f"the title names stage {title.group(1)}, but this is {stage}")
+    if first is not None and ADDED_CELLS_RULE not in " ".join(first["source"].split()):
+        problems.append(f"the first cell does not state the rule on added cells: {ADDED_CELLS_RULE!r}")
     elif "**You will**" not in first["source"]:
         problems.append("the title cell lists no learning goals ('**You will**' and a list)")
     code = [c for c in cells if c["cell_type"] == "code"]

@@ -26,7 +26,7 @@ from coursekit.course.anatomy import is_answer, is_manual, nbgrader_meta, read_n
 
 # modules whose import an answer to these exercises never needs, and tampering does
 SUSPECT_MODULES = {
-    "sys": "the interpreter's internals", "builtins": "the builtins", "importlib": "module loading",
+"builtins": "the builtins", "importlib": "module loading",
     "imp": "module loading", "inspect": "source and frame inspection", "ctypes": "raw memory access",
     "gc": "the garbage collector's references", "types": "building functions and code objects",
     "linecache": "the source cache", "IPython": "IPython's internals", "ipykernel": "the kernel's internals",
@@ -127,9 +127,32 @@ def locked_definitions(nb) -> tuple[set[str], dict[str, str]]:
     return names, imports
 
 
-def audit_source(source: str, locked: set[str] = frozenset(), locked_imports: dict[str, str] | None = None) -> list[Flag]:
-    """The tampering constructs in one answer's source (see the module's docstring)."""
+def switched_off(nb) -> set[str]:
+    """The dotted names of the routines a stage switches off while answers are graded: the strings of
+    the upper-case lists its locked cells define (``LIBRARY = ["scipy.special.expit", ...]``)."""
+    found = set()
+    for cell in nb.cells:
+        meta = nbgrader_meta(cell)
+        if cell.cell_type != "code" or meta.get("solution") or meta.get("grade"):
+            continue
+        try:
+            tree = ast.parse(cell.source)
+        except SyntaxError:
+            continue
+        for node in tree.body:
+            if isinstance(node, ast.Assign) and any(isinstance(t, ast.Name) and t.id.isupper() for t in node.targets):
+                for sub in ast.walk(node.value):
+                    if isinstance(sub, ast.Constant) and isinstance(sub.value, str) and "." in sub.value:
+                        found.add(sub.value)
+    return found
+
+
+def audit_source(source: str, locked: set[str] = frozenset(), locked_imports: dict[str, str] | None = None,
+                 refused: set[str] = frozenset()) -> list[Flag]:
+    """The tampering constructs in one answer's source (see the module's docstring), and the uses of
+    the ``refused`` routines (dotted names) under any name."""
     locked_imports = locked_imports or {}
+    aliases = dict(locked_imports)  # name -> the dotted name it stands for
     try:
         tree = ast.parse(source)
     except SyntaxError:
@@ -149,6 +172,9 @@ def audit_source(source: str, locked: set[str] = frozenset(), locked_imports: di
                     flag(node, f"import {full}", why)
                 bound = alias.asname or alias.name.split(".")[0]
                 imported.add(bound)
+                aliases[bound] = full if (alias.asname or isinstance(node, ast.ImportFrom)) else bound
+                if full in refused:
+                    flag(node, f"import {full}", "a routine switched off while this stage is graded")
                 if node.col_offset == 0 and bound in locked and locked_imports.get(bound) not in (full, alias.name, bound):
                     flag(node, f"import ... as {bound}", "rebinds a name a locked cell defined")
         elif isinstance(node, ast.Call):
@@ -158,7 +184,14 @@ def audit_source(source: str, locked: set[str] = frozenset(), locked_imports: di
                             and _root_name(node.args[0]) not in imported)
                 if not constant:
                     flag(node, f"{name}()", SUSPECT_CALLS[name])
-        elif isinstance(node, ast.Attribute):
+        elif isinstance(node, ast.Attribute) and refused:
+            dotted = _dotted(node)
+            root, _, rest = dotted.partition(".")
+            full = f"{aliases.get(root, root)}.{rest}" if rest else dotted
+            if full in refused or any(full.endswith("." + r.split(".", 1)[1]) and full.split(".")[0] == r.split(".")[0]
+                                      for r in refused if "." in r):
+                flag(node, dotted, f"{full}: a routine switched off while this stage is graded")
+        if isinstance(node, ast.Attribute):
             dunder = node.attr.startswith("__") and node.attr.endswith("__") and node.attr not in ORDINARY_DUNDERS
             if node.attr in SUSPECT_ATTRIBUTES or dunder:
                 flag(node, f".{node.attr}", "reaches the interpreter's or the grader's internals")
@@ -196,11 +229,12 @@ def audit_source(source: str, locked: set[str] = frozenset(), locked_imports: di
 def audit_answers(nb, release) -> dict[str, list[str]]:
     """grade id -> the flags of that answer cell (code answers only)."""
     locked, imports = locked_definitions(release)
+    refused = switched_off(release)
     found = {}
     for cell in nb.cells:
         if is_answer(cell) or (is_manual(cell) and cell.cell_type == "code"):
             gid = nbgrader_meta(cell).get("grade_id")
-            found[gid] = [str(f) for f in audit_source(cell.source, locked, imports)]
+            found[gid] = [str(f) for f in audit_source(cell.source, locked, imports, refused)]
     return found
 
 
@@ -265,4 +299,4 @@ def table(rows: list[Row]) -> str:
     return "\n".join(lines)
 
 
-__all__ = ["Flag", "Row", "audit_answers", "audit_assignment", "audit_source", "locked_definitions", "table"]
+__all__ = ["Flag", "Row", "switched_off", "audit_answers", "audit_assignment", "audit_source", "locked_definitions", "table"]

@@ -273,8 +273,8 @@ class SealedExecute(Execute):
                             "error", ename="SealedRunError", evalue="this test did not run to its end (the notebook's "
                             "execution machinery was altered); it scores 0", traceback=["SealedRunError"]))
                         _event(report, name, "the test cell did not run to its end", exercise_of.get(name), keep)
-                else:
-                    await self._execute(target, index, store_history=True)
+                else:  # an instructor's answer standing in is kept out of the input history
+                    await self._execute(target, index, store_history=index not in stubbed)
                     await self._guard(seal.guard(f"after({kinds[index]!r}, {name!r})"), index, report,
                                       exercise_of.get(name))
                     if kinds[index] == "answer":
@@ -284,12 +284,15 @@ class SealedExecute(Execute):
             await self._async_cleanup_kernel()
 
     async def _execute(self, cell, index, store_history):
+        kept = self.nb.cells[index]  # nbclient stores the executed cell back: a replayed copy must not stay
         try:
             await self.async_execute_cell(cell, index, store_history=store_history)
         except DeadKernelError:
             raise _Fault(index, "the kernel died (os._exit, a crash or a signal)") from None
         except CellTimeoutError:
             raise _Fault(index, f"the cell did not stop within {self.timeout} s, even when interrupted") from None
+        finally:
+            self.nb.cells[index] = kept
 
     async def _guard(self, expression, index, report, exercise):
         """Evaluate a guard in the kernel; a kernel that does not answer, or whose guard fails, is a fault."""

@@ -105,6 +105,9 @@ class Integrity:
         if threading.current_thread() is threading.main_thread():
             self.signals = {number: signal.getsignal(number) for number in _SIGNALS}
         self.environment = {k: v for k, v in os.environ.items() if k.startswith(_ENVIRONMENT)}
+        import numpy
+
+        self.numpy_errors = numpy.geterr()
         self.ipython = _IPythonMachinery() if ipython else None
 
     def restore(self, hooks: bool = True) -> list[str]:
@@ -131,6 +134,10 @@ class Integrity:
             sys.setrecursionlimit(self.recursion_limit)
             changes.append("the recursion limit was changed")
         if hooks:
+            import numpy
+
+            if numpy.geterr() != self.numpy_errors:  # a student's np.seterr: harmless, but the oracles
+                numpy.seterr(**self.numpy_errors)  # in the tests must not raise on an underflow
             if sys.gettrace() is not None:
                 sys.settrace(None)
                 changes.append("a trace function (sys.settrace) was left set")

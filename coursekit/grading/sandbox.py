@@ -191,6 +191,8 @@ class _Refused:
         if code in _BLOCKERS:  # already switched off by an enclosing block
             return
         self.names[code] = qualname
+        if code.co_filename.startswith("<"):  # generated code (a dataclass's __init__): only itself
+            return
         self.places[(code.co_filename, code.co_firstlineno, code.co_name)] = qualname
         self.prints[_fingerprint(code)] = qualname
 

@@ -25,7 +25,12 @@
 # The tests switch off the reference pieces of `coursekit` while your code runs, so your functions must
 # compute everything themselves; `torch` and `scipy` are used by the tests as independent oracles.
 # A test cell that passes prints nothing. *Run All* stops at the first failing test: until your answers
-# are done, run the cells one by one.
+# are done, run the cells one by one. Values are checked to about $10^{-12}$ relative error in float64
+# (probabilities to $10^{-14}$ absolute as well); an answer computed in float32 is accepted to float32's
+# own precision.
+#
+# **Only the answer cells are graded: put all your code in them** (cells you add are dropped when your notebook
+# is graded).
 
 # %% nbgrader={"grade": false, "grade_id": "setup", "locked": true, "schema_version": 3, "solution": false, "task": false}
 import numpy as np
@@ -83,27 +88,27 @@ with own_work(*LIBRARY, stage=1, what="sigmoid"):
     s = sigmoid(np.array([0.0, 2.0, -3.0]))
     s_matrix = sigmoid(np.zeros((2, 3)))
 check_shape(s_matrix, (2, 3), "sigmoid of a (2, 3) array")
-check_close(s, [0.5, 1 / (1 + np.exp(-2.0)), 1 / (1 + np.exp(3.0))], "sigmoid([0, 2, -3])", tol=1e-12)
+check_close(s, [0.5, 1 / (1 + np.exp(-2.0)), 1 / (1 + np.exp(3.0))], "sigmoid([0, 2, -3])", tol=1e-12, atol=1e-14)
 ### BEGIN HIDDEN TESTS
 a_random = np.random.default_rng(11).normal(scale=5.0, size=(4, 5))
 with own_work(*LIBRARY, stage=1, what="sigmoid"):
     s_random = sigmoid(a_random)
     s_mirror = sigmoid(-a_random)
-check_close(s_random, scipy.special.expit(a_random), "sigmoid of random activations", tol=1e-12)
-check_close(s_random + s_mirror, np.ones_like(a_random), "sigmoid(a) + sigmoid(-a)", tol=1e-12)
+check_close(s_random, scipy.special.expit(a_random), "sigmoid of random activations", tol=1e-12, atol=1e-14)
+check_close(s_random + s_mirror, np.ones_like(a_random), "sigmoid(a) + sigmoid(-a)", tol=1e-12, atol=1e-14)
 ### END HIDDEN TESTS
 
 # %% nbgrader={"grade": true, "grade_id": "sigmoid-stable", "locked": true, "points": 1, "schema_version": 3, "solution": false, "task": false}
 # No overflow for large |a|: sigmoid(-1000) = 0 and sigmoid(1000) = 1.
 with own_work(*LIBRARY, stage=1, what="sigmoid"):
     s_extreme = sigmoid(np.array([-1000.0, 1000.0, -710.0, 710.0]))
-check_close(s_extreme, [0.0, 1.0, 0.0, 1.0], "sigmoid([-1000, 1000, -710, 710])", tol=1e-12)
+check_close(s_extreme, [0.0, 1.0, 0.0, 1.0], "sigmoid([-1000, 1000, -710, 710])", tol=1e-12, atol=1e-14)
 ### BEGIN HIDDEN TESTS
 a_large = np.random.default_rng(13).choice([-1.0, 1.0], size=(3, 6)) * np.random.default_rng(14).uniform(600, 5000, size=(3, 6))
 with own_work(*LIBRARY, stage=1, what="sigmoid"):
     s_large = sigmoid(a_large)
-# atol: below 1e-300 the values are subnormal or 0, where a relative error says nothing
-check_close(s_large, scipy.special.expit(a_large), "sigmoid of random activations beyond ±600", tol=1e-12, atol=1e-300)
+# atol: probabilities are right to 1e-14 absolute (1 + tanh(a/2) is as valid as e^a / (1 + e^a))
+check_close(s_large, scipy.special.expit(a_large), "sigmoid of random activations beyond ±600", tol=1e-12, atol=1e-14)
 ### END HIDDEN TESTS
 
 # %% [markdown]
@@ -127,14 +132,14 @@ def softmax(A):
 with own_work(*LIBRARY, stage=1, what="softmax"):
     Y = softmax(np.array([[1.0, 2.0, 3.0], [5.0, 5.0, 5.0]]))
 row1 = np.exp([1.0, 2.0, 3.0]) / np.exp([1.0, 2.0, 3.0]).sum()
-check_close(Y, [row1, [1 / 3, 1 / 3, 1 / 3]], "softmax([[1, 2, 3], [5, 5, 5]])", tol=1e-12)
+check_close(Y, [row1, [1 / 3, 1 / 3, 1 / 3]], "softmax([[1, 2, 3], [5, 5, 5]])", tol=1e-12, atol=1e-14)
 ### BEGIN HIDDEN TESTS
 A_random = np.random.default_rng(12).normal(scale=3.0, size=(6, 4))
 with own_work(*LIBRARY, stage=1, what="softmax"):
     Y_random = softmax(A_random)
     Y_shifted = softmax(A_random + np.arange(6)[:, None] * 10.0)
-check_close(Y_random, scipy.special.softmax(A_random, axis=1), "softmax of random activations", tol=1e-12)
-check_close(Y_shifted, Y_random, "softmax after adding a constant to each row", tol=1e-12)
+check_close(Y_random, scipy.special.softmax(A_random, axis=1), "softmax of random activations", tol=1e-12, atol=1e-14)
+check_close(Y_shifted, Y_random, "softmax after adding a constant to each row", tol=1e-12, atol=1e-14)
 ### END HIDDEN TESTS
 
 # %% nbgrader={"grade": true, "grade_id": "softmax-rows", "locked": true, "points": 1, "schema_version": 3, "solution": false, "task": false}
@@ -144,28 +149,28 @@ with own_work(*LIBRARY, stage=1, what="softmax"):
     Y_rows = softmax(A_rows)
     Y_first = softmax(A_rows[:1])
 check_shape(Y_rows, (3, 2), "softmax of a (3, 2) array")
-check_close(Y_rows.sum(axis=1), np.ones(3), "the row sums of softmax(A)", tol=1e-12)
-check_close(Y_rows[:1], Y_first, "row 0 of softmax(A) versus the softmax of row 0 alone", tol=1e-12)
+check_close(Y_rows.sum(axis=1), np.ones(3), "the row sums of softmax(A)", tol=1e-12, atol=1e-14)
+check_close(Y_rows[:1], Y_first, "row 0 of softmax(A) versus the softmax of row 0 alone", tol=1e-12, atol=1e-14)
 ### BEGIN HIDDEN TESTS
 A_rows_random = np.random.default_rng(15).normal(scale=4.0, size=(5, 7))
 with own_work(*LIBRARY, stage=1, what="softmax"):
     Y_rows_random = softmax(A_rows_random)
     Y_row_alone = softmax(A_rows_random[3:4])
-check_close(Y_rows_random.sum(axis=1), np.ones(5), "the row sums of softmax of a random (5, 7) array", tol=1e-12)
-check_close(Y_rows_random[3:4], Y_row_alone, "row 3 of softmax(A) versus the softmax of row 3 alone", tol=1e-12)
+check_close(Y_rows_random.sum(axis=1), np.ones(5), "the row sums of softmax of a random (5, 7) array", tol=1e-12, atol=1e-14)
+check_close(Y_rows_random[3:4], Y_row_alone, "row 3 of softmax(A) versus the softmax of row 3 alone", tol=1e-12, atol=1e-14)
 ### END HIDDEN TESTS
 
 # %% nbgrader={"grade": true, "grade_id": "softmax-stable", "locked": true, "points": 1, "schema_version": 3, "solution": false, "task": false}
 # No overflow: activations of 1000.
 with own_work(*LIBRARY, stage=1, what="softmax"):
     Y_big = softmax(np.array([[1000.0, 1000.0, 0.0], [-1000.0, 0.0, 1000.0]]))
-check_close(Y_big, [[0.5, 0.5, 0.0], [0.0, 0.0, 1.0]], "softmax of activations around 1000", tol=1e-12)
+check_close(Y_big, [[0.5, 0.5, 0.0], [0.0, 0.0, 1.0]], "softmax of activations around 1000", tol=1e-12, atol=1e-14)
 ### BEGIN HIDDEN TESTS
 A_huge = np.random.default_rng(16).normal(scale=2000.0, size=(4, 5))
 with own_work(*LIBRARY, stage=1, what="softmax"):
     Y_huge = softmax(A_huge)
 check_close(Y_huge, scipy.special.softmax(A_huge, axis=1), "softmax of random activations of size ~2000",
-            tol=1e-12, atol=1e-300)
+            tol=1e-12, atol=1e-14)
 ### END HIDDEN TESTS
 
 # %% [markdown] nbgrader={"grade": true, "grade_id": "softmax-shift-question", "locked": false, "points": 2, "schema_version": 3, "solution": true, "task": false}

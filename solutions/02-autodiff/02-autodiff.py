@@ -35,6 +35,9 @@
 # array and each `dIn` is a gradient **slot**: `dIn += g` *assigns* on the first contribution and *adds*
 # afterwards, so a value used by two nodes collects both contributions (there is no `dIn = ...`).
 # The `dIns` have the same nesting as the inputs: `affine(X, (W, b))` gets `back(dA, dX, (dW, db))`.
+#
+# **Only the answer cells are graded: put all your code in them** (cells you add are dropped when your notebook
+# is graded).
 
 # %% nbgrader={"grade": false, "grade_id": "setup", "locked": true, "schema_version": 3, "solution": false, "task": false}
 import numpy as np

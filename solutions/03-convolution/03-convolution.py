@@ -19,6 +19,9 @@
 #
 # A test cell that passes prints nothing. *Run All* stops at the first failing test: until your answers
 # are done, run the cells one by one. While your code is graded, the reference `coursekit.convolution` is switched off.
+#
+# **Only the answer cells are graded: put all your code in them** (cells you add are dropped when your notebook
+# is graded).
 
 # %% nbgrader={"grade": false, "grade_id": "setup", "locked": true, "schema_version": 3, "solution": false, "task": false}
 import numpy as np

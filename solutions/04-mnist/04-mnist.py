@@ -33,6 +33,9 @@
 # a few minutes on a laptop CPU and seconds on a GPU; the **fast** budget (autograding, CI, or
 # `COURSEKIT_BUDGET=fast`) trains on 6k images for 2 epochs: the errors are then several times the lecture's
 # figures (5-10% rather than 1-3%), but the comparisons the lecture makes still hold, and a cell checks them.
+#
+# **Only the answer cells are graded: put all your code in them** (cells you add are dropped when your notebook
+# is graded).
 
 # %% nbgrader={"grade": false, "grade_id": "setup", "locked": true, "schema_version": 3, "solution": false, "task": false}
 import numpy as np
