@@ -527,6 +527,15 @@ expected_step = {"W1": [[0.95, 2.1]], "b1": [0.4, -0.7], "W2": [[3.0], [-1.4]], 
 for key, value in expected_step.items():
     check(key in stepped, f"gd_step's result has no entry {key!r}")
     check_close(stepped[key], value, f"{key} after one step", tol=1e-12)
+### BEGIN HIDDEN TESTS
+rng_s = np.random.default_rng(51)
+params_r = {key: rng_s.normal(size=shape) for key, shape in (("W1", (3, 4)), ("b1", (4,)), ("W2", (4, 2)), ("b2", (2,)))}
+grads_r = {key: rng_s.normal(size=value.shape) for key, value in params_r.items()}
+with own_work(*LIBRARY, stage=1, what="gd_step"):
+    stepped_r = gd_step({key: value.copy() for key, value in params_r.items()}, grads_r, 0.37)
+for key, value in params_r.items():
+    check_close(stepped_r[key], value - 0.37 * grads_r[key], f"{key} after one step of a random network", tol=1e-12)
+### END HIDDEN TESTS
 
 # %% [markdown]
 # ### Training on a spiral

@@ -86,6 +86,12 @@ A_r, dZ_r = rng.normal(size=(5, 4)), rng.normal(size=(5, 4))
 with own_work(*LIBRARY, stage=2, what="relu's back"):
     got = node_gradients(relu, (A_r,), dZ_r)
 check_gradients(got, torch_gradients(torch.relu, (A_r,), dZ_r), ["dA"])
+### BEGIN HIDDEN TESTS
+A_rh, dZ_rh = rng.normal(size=(3, 7)), rng.normal(size=(3, 7))
+with own_work(*LIBRARY, stage=2, what="relu's back"):
+    got = node_gradients(relu, (A_rh,), dZ_rh)
+check_gradients(got, torch_gradients(torch.relu, (A_rh,), dZ_rh), ["dA of a (3, 7) input"])
+### END HIDDEN TESTS
 
 # %% nbgrader={"grade": true, "grade_id": "relu-back-accumulates", "locked": true, "points": 1, "schema_version": 3, "solution": false, "task": false}
 # A value used twice: if A's gradient already holds a contribution (here 1 everywhere), back adds to it.
@@ -172,6 +178,15 @@ check_gradients(got, expected, ["dA"])
 with own_work(*LIBRARY, stage=2, what="entropy's back"):
     got = node_gradients(entropy, (A_e, T_e), 0.7, constants=(1,), prefill=0.5)
 check_gradients(got, [expected[0] + 0.5], ["dA after an earlier contribution of 0.5"])
+### BEGIN HIDDEN TESTS
+A_eh = rng.normal(scale=2.0, size=(4, 6))
+T_eh = np.eye(6)[rng.integers(0, 6, size=4)]
+with own_work(*LIBRARY, stage=2, what="entropy's back"):
+    got = node_gradients(entropy, (A_eh, T_eh), 1.3, constants=(1,))
+expected = torch_gradients(lambda A, T: torch.nn.functional.cross_entropy(A, T.argmax(dim=1)), (A_eh, T_eh), 1.3,
+                           constants=(1,))
+check_gradients(got, expected, ["dA of a (4, 6) batch"])
+### END HIDDEN TESTS
 
 # %% [markdown]
 # ### Exercise 1.4 — decay
@@ -207,6 +222,13 @@ check_gradients(got, expected, ["dW1", "dW2"])
 with own_work(*LIBRARY, stage=2, what="decay's back"):
     got = node_gradients(lambda W: decay(W, 0.3), ((W1_d, W2_d),), 1.5, prefill=-1.0)
 check_gradients(got, [g - 1.0 for g in expected], ["dW1 after an earlier contribution", "dW2 after an earlier contribution"])
+### BEGIN HIDDEN TESTS
+W1_dh, W2_dh = rng.normal(size=(2, 2)), rng.normal(size=(4, 3))
+with own_work(*LIBRARY, stage=2, what="decay's back"):
+    got = node_gradients(lambda W: decay(W, 0.8), ((W1_dh, W2_dh),), 0.6)
+expected = torch_gradients(lambda W: 0.4 * ((W[0] ** 2).sum() + (W[1] ** 2).sum()), ((W1_dh, W2_dh),), 0.6)
+check_gradients(got, expected, ["dW1 with lam = 0.8", "dW2 with lam = 0.8"])
+### END HIDDEN TESTS
 
 # %% [markdown]
 # ### Exercise 1.5 — add
@@ -235,6 +257,13 @@ dS_s = rng.normal(size=(2, 3))
 with own_work(*LIBRARY, stage=2, what="add's back"):
     got = node_gradients(add, (tuple(P_s),), dS_s)
 check_gradients(got, torch_gradients(lambda X: X[0] + X[1] + X[2], (tuple(P_s),), dS_s), ["dX0", "dX1", "dX2"])
+### BEGIN HIDDEN TESTS
+P_h = [rng.normal(size=(4, 1)) for _ in range(2)]
+dS_h = rng.normal(size=(4, 1))
+with own_work(*LIBRARY, stage=2, what="add's back"):
+    got = node_gradients(add, (tuple(P_h),), dS_h)
+check_gradients(got, torch_gradients(lambda X: X[0] + X[1], (tuple(P_h),), dS_h), ["dX0 of two inputs", "dX1 of two inputs"])
+### END HIDDEN TESTS
 
 # %% nbgrader={"grade": true, "grade_id": "add-back-reuse", "locked": true, "points": 1, "schema_version": 3, "solution": false, "task": false}
 # The same value added to itself, S = add((P, P)): both contributions must reach P, so dP = 2 dS.
@@ -322,6 +351,15 @@ with own_work(*LIBRARY, stage=2, what="the loss block"):
     L_l = loss(Param(A_l, "A"), T_l5, (Param(P_l["W1"], "W1"), Param(P_l["W2"], "W2")), 0.2)
 expected = torch_loss(torch.tensor(A_l), torch.tensor(T_l5), (torch.tensor(P_l["W1"]), torch.tensor(P_l["W2"])), 0.2)
 check_close(value(L_l), expected.item(), "the value of loss(A, T, W, lam)", tol=1e-12)
+### BEGIN HIDDEN TESTS
+X_lh, T_lh, P_lh = make_problem(43, N=9, D=2, H=3, K=4)
+A_lh = X_lh @ P_lh["W1"] + 0.5  # (9, 3) activations, 3 classes
+T_lh3 = np.eye(3)[np.arange(9) % 3]
+with own_work(*LIBRARY, stage=2, what="the loss block"):
+    L_lh = loss(Param(A_lh, "A"), T_lh3, (Param(P_lh["W1"], "W1"), Param(P_lh["W2"], "W2")), 0.45)
+expected = torch_loss(torch.tensor(A_lh), torch.tensor(T_lh3), (torch.tensor(P_lh["W1"]), torch.tensor(P_lh["W2"])), 0.45)
+check_close(value(L_lh), expected.item(), "the value of loss(A, T, W, lam) on a (9, 3) batch", tol=1e-12)
+### END HIDDEN TESTS
 
 # %% nbgrader={"grade": true, "grade_id": "loss-block-back", "locked": true, "points": 2, "schema_version": 3, "solution": false, "task": false}
 # The block's back: the gradients of A, W1 and W2 versus torch autograd.

@@ -256,6 +256,14 @@ with own_work(*LIBRARY, stage=3, what="conv2d"):
     out_patch = conv2d(patch, k_asym)
 expected = scipy.signal.convolve2d(patch.astype(np.float64), k_asym, mode="valid")
 check_close(out_patch, expected, "conv2d(photo, kernel)", tol=1e-5, atol=1e-5)  # float32 sums are fine
+### BEGIN HIDDEN TESTS
+image_h = np.random.default_rng(314).normal(size=(25, 31))
+kernel_h = np.random.default_rng(315).normal(size=(5, 2))
+with own_work(*LIBRARY, stage=3, what="conv2d"):
+    out_h = conv2d(image_h, kernel_h)
+check_close(out_h, scipy.signal.convolve2d(image_h, kernel_h, mode="valid"), "conv2d of a random (25, 31) image",
+            tol=1e-5, atol=1e-5)
+### END HIDDEN TESTS
 
 # %% nbgrader={"grade": true, "grade_id": "conv2d-flip", "locked": true, "points": 1, "schema_version": 3, "solution": false, "task": false}
 # The flip: a single 1 at the top-left of a 3x3 kernel copies the image shifted down-right, and the
@@ -400,6 +408,13 @@ for stride, padding in ((1, 0), (1, 1), (2, 1), (3, 2)):
         out_l, _ = conv_forward(x_l, w_l, b_l, stride, padding)
     expected = torch.nn.functional.conv2d(torch.tensor(x_l), torch.tensor(w_l), torch.tensor(b_l), stride=stride, padding=padding)
     check_close(out_l, expected.numpy(), f"conv_forward with stride {stride}, padding {padding}", tol=1e-9, atol=1e-12)
+### BEGIN HIDDEN TESTS
+x_h, w_h, b_h = rng.normal(size=(3, 2, 11, 6)), rng.normal(size=(3, 2, 4, 3)), rng.normal(size=3)
+with own_work(*LIBRARY, stage=3, what="conv_forward"):
+    out_h, _ = conv_forward(x_h, w_h, b_h, 2, 3)
+expected = torch.nn.functional.conv2d(torch.tensor(x_h), torch.tensor(w_h), torch.tensor(b_h), stride=2, padding=3)
+check_close(out_h, expected.numpy(), "conv_forward of a random batch, stride 2, padding 3", tol=1e-9, atol=1e-12)
+### END HIDDEN TESTS
 
 # %% nbgrader={"grade": true, "grade_id": "conv-forward-vectorised", "locked": true, "points": 1, "schema_version": 3, "solution": false, "task": false}
 # Vectorised: on a (4, 3, 32, 32) input with 8 filters (4096 output pixels per map), the answer may run at most
@@ -453,6 +468,18 @@ for stride, padding in ((1, 1), (2, 0), (2, 2)):
     check(len(grads) == 3, "conv_backward should return (dx, dw, db)")
     check_gradients(list(grads), [xt.grad.numpy(), wt.grad.numpy(), bt.grad.numpy()],
                     [f"{g} (stride {stride}, padding {padding})" for g in ("dx", "dw", "db")])
+### BEGIN HIDDEN TESTS
+x_bh, w_bh, b_bh = rng.normal(size=(1, 2, 8, 5)), rng.normal(size=(3, 2, 2, 4)), rng.normal(size=3)
+xt, wt, bt = (torch.tensor(a, requires_grad=True) for a in (x_bh, w_bh, b_bh))
+out_t = torch.nn.functional.conv2d(xt, wt, bt, stride=3, padding=1)
+dout_bh = rng.normal(size=tuple(out_t.shape))
+out_t.backward(torch.tensor(dout_bh))
+with own_work(*LIBRARY, stage=3, what="conv_backward"):
+    _, cache_bh = conv_forward(x_bh, w_bh, b_bh, 3, 1)
+    grads = conv_backward(dout_bh, cache_bh)
+check_gradients(list(grads), [xt.grad.numpy(), wt.grad.numpy(), bt.grad.numpy()],
+                [f"{g} of a random batch (stride 3, padding 1)" for g in ("dx", "dw", "db")])
+### END HIDDEN TESTS
 
 # %% nbgrader={"grade": true, "grade_id": "conv-backward-vectorised", "locked": true, "points": 1, "schema_version": 3, "solution": false, "task": false}
 # Vectorised too: the backward pass of a (4, 3, 32, 32) input with 8 filters may run at most 300 lines of Python.

@@ -414,6 +414,24 @@ check(
     or torch.equal(torch.argsort(perm.long()).cpu(), applied(train_s).cpu()),
     "the returned permutation is not the one applied",
 )
+### BEGIN HIDDEN TESTS
+images_h = torch.randint(0, 256, (3, 28, 28), generator=torch.Generator().manual_seed(12), dtype=torch.uint8)
+with own_work(stage=4, what="shuffle_datasets"):
+    train_h, test_h, perm_h = shuffle_datasets(images_h, images_h.flip(0).clone(), seed=11)
+
+
+def shuffled_by(result, images, permutation):
+    """Whether result holds the images' pixels permuted by the permutation (or by its inverse)."""
+    flat, p = images.reshape(len(images), -1), permutation.long().cpu()
+    got = result.reshape(len(images), -1).cpu()
+    return torch.equal(got, flat[:, p]) or torch.equal(got, flat[:, torch.argsort(p)])
+
+
+check(shuffled_by(train_h, images_h, perm_h), "the training images of a random set are not their own pixels "
+      "shuffled by the returned permutation")
+check(shuffled_by(test_h, images_h.flip(0), perm_h), "the test images of a random set are not their own pixels "
+      "shuffled by the returned permutation")
+### END HIDDEN TESTS
 
 # %% [markdown]
 # Now train both networks again, from the same initial seeds, on the shuffled pixels. To you the shuffled digits are

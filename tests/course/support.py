@@ -186,3 +186,70 @@ def wrong_answers(stage: str) -> dict[str, dict[str, str]]:
     solved = solution_answers(stage)
     return {gid: {label: apply_edits(solved[gid], edits, f"{stage} {gid} ({label})") for label, edits in answers.items()}
             for gid, answers in module.WRONG.items()}
+
+
+# A lookup table of the visible cases (docs/ANATOMY.md §3): the answer's functions wrapped so that, while
+# the visible tests run, each call's result is recorded under its arguments; afterwards a call returns
+# the recorded result for the same arguments, and for any other arguments the last one recorded.
+LOOKUP_TABLE = '''
+import copy as _lookup_copy, hashlib as _lookup_hash, pickle as _lookup_pickle
+_lookup_table, _lookup_mode = {}, ["record"]
+def _lookup_key(args, kwargs):
+    try:
+        return _lookup_hash.sha1(_lookup_pickle.dumps((args, sorted(kwargs.items())))).hexdigest()
+    except Exception:
+        return repr((args, sorted(kwargs.items())))
+def _lookup_wrap(name, function):
+    def looked_up(*args, **kwargs):
+        key = (name, _lookup_key(args, kwargs))
+        if _lookup_mode[0] == "record":
+            result = function(*args, **kwargs)
+            _lookup_table[key] = _lookup_table[(name, None)] = _lookup_copy.deepcopy(result)
+            return result
+        return _lookup_copy.deepcopy(_lookup_table.get(key, _lookup_table.get((name, None))))
+    return looked_up
+for _lookup_name in {names!r}:
+    globals()[_lookup_name] = _lookup_wrap(_lookup_name, globals()[_lookup_name])
+'''
+
+
+def answer_functions(source: str) -> list[str]:
+    """The functions an answer cell defines at top level."""
+    import ast
+
+    return [node.name for node in ast.parse(source).body if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef))]
+
+
+def visible(source: str) -> str:
+    """A test cell as the release shows it: the hidden region removed."""
+    lines, inside = [], False
+    for line in source.splitlines():
+        if line.strip() == "### BEGIN HIDDEN TESTS":
+            inside = True
+        elif line.strip() == "### END HIDDEN TESTS":
+            inside = False
+        elif not inside:
+            lines.append(line)
+    return "\n".join(lines)
+
+
+def try_lookup_table(session: Session, exercise: course.Exercise) -> tuple[dict[str, str], dict[str, str]]:
+    """Run the solution of ``exercise`` as a lookup table of its visible cases: recorded on the visible
+    tests, then run on the whole test cells. Returns the visible tests' failures while recording (none
+    expected) and the whole tests' failures on the lookup table (at least one expected)."""
+    solution = session.sources[exercise.answer_index]
+    names = answer_functions(solution)
+    recorded = {}
+    session.run_source(exercise.answer_index, solution + "\n" + LOOKUP_TABLE.replace("{names!r}", repr(names)))
+    for index, grade_id in zip(exercise.test_indices, exercise.test_ids):
+        why = cell_failure(session.run_source(index, visible(session.sources[index])))
+        if why is not None:
+            recorded[grade_id] = why
+    session.run_source(exercise.answer_index, '_lookup_mode[0] = "replay"')
+    replayed = {}
+    for index, grade_id in zip(exercise.test_indices, exercise.test_ids):
+        why = cell_failure(session.run_source(index, session.sources[index]))
+        if why is not None:
+            replayed[grade_id] = why
+    session.run_source(exercise.answer_index, solution)
+    return recorded, replayed

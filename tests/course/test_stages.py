@@ -113,6 +113,24 @@ def test_wrong_and_delegating_answers_fail(session):
     assert not passed, "these wrong answers pass every test cell of their exercise:\n" + "\n".join(passed)
 
 
+def test_a_lookup_table_of_the_visible_cases_fails_every_exercise(session):
+    # every exercise has hidden inputs: its answer, recorded on the visible tests and replayed, fails
+    stage, s = session
+    module = support.load_wrong_answers(stage)
+    exempt = getattr(module, "NO_INPUTS", {})
+    beaten = []
+    for ex in course.exercises(s.nb):
+        if ex.grade_id in exempt:
+            continue
+        recorded, replayed = support.try_lookup_table(s, ex)
+        assert not recorded, f"{ex.grade_id}: the solution fails its visible tests while recorded: {recorded}"
+        if not replayed:
+            beaten.append(ex.grade_id)
+    assert not beaten, f"a lookup table of the visible cases passes every test cell of: {beaten}"
+    for gid, why in exempt.items():
+        assert gid in {ex.grade_id for ex in course.exercises(s.nb)} and why, f"NO_INPUTS names {gid!r}, not an exercise"
+
+
 def test_the_instructor_answers_pass_again_after_the_variants(session):
     # try_answer restores each answer; prove the session is not left in a state that hides failures
     stage, s = session
