@@ -40,8 +40,12 @@ coursekit.seed_everything(0)
 # convolution are switched off: the exercises ask you to write the computation.
 LIBRARY = ["numpy.convolve", "numpy.correlate", "scipy.signal.convolve", "scipy.signal.correlate",
            "scipy.signal.convolve2d", "scipy.signal.correlate2d", "scipy.signal.fftconvolve", "scipy.signal.oaconvolve",
-           "scipy.ndimage.convolve", "scipy.ndimage.correlate", "torch.nn.functional.conv1d",
-           "torch.nn.functional.conv2d", "torch.conv1d", "torch.conv2d"]
+           "scipy.ndimage.convolve", "scipy.ndimage.correlate", "scipy.ndimage.convolve1d", "scipy.ndimage.correlate1d",
+           "scipy.signal.lfilter", "torch.nn.functional.conv1d", "torch.nn.functional.conv2d", "torch.conv1d",
+           "torch.conv2d", "torch.convolution", "torch.nn.functional.conv_transpose1d",
+           "torch.nn.functional.conv_transpose2d", "torch.conv_transpose1d", "torch.conv_transpose2d",
+           "torch.nn.grad.conv1d_input", "torch.nn.grad.conv1d_weight", "torch.nn.grad.conv2d_input",
+           "torch.nn.grad.conv2d_weight"]
 print(BUDGET)
 
 # %% [markdown]

@@ -137,10 +137,20 @@ def test_attacked_exercises_score_zero(graded):
     assert not wrong, f"attacked exercises scored points: {wrong}"
 
 
+def test_attacked_checks_score_zero(graded):
+    stage, root, _, _, corpus, _, _ = graded
+    wrong = {}
+    for name, entry in corpus.items():
+        if isinstance(entry["expect"], dict) and "failing" in entry["expect"]:
+            _, _, cells = scores(root, stage, name)
+            wrong.update({f"{name}: {gid}": cells[gid] for gid in entry["expect"]["failing"] if cells[gid][0] != 0})
+    assert not wrong, f"attacked test cells scored points: {wrong}"
+
+
 def test_a_fault_costs_its_exercise_and_nothing_else(graded):
     stage, root, source, _, corpus, _, _ = graded
     faults = [name for name, entry in corpus.items() if isinstance(entry["expect"], dict) and "only" in entry["expect"]]
-    assert faults, "the corpus has no fault"
+    assert faults, f"the corpus of {stage} has no fault: every corpus holds at least one"
     wrong = {}
     for name in faults:
         lost = set(corpus[name]["expect"]["only"])
