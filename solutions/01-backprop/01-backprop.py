@@ -241,6 +241,16 @@ with own_work(*LIBRARY, stage=1, what="cross_entropy"):
     L_second = cross_entropy(A_avg[1:], T_two[1:])
 check_close(L_twice, L_once, "cross_entropy of the batch stacked twice", tol=1e-12)
 check_close(L_once, (L_first + L_second) / 2, "cross_entropy of 2 samples versus the mean of each alone", tol=1e-12)
+### BEGIN HIDDEN TESTS
+rng_avg = np.random.default_rng(23)
+A_avg_r, labels_avg_r = rng_avg.normal(scale=2.0, size=(5, 4)), rng_avg.integers(0, 4, size=5)
+with own_work(*LIBRARY, stage=1, what="cross_entropy"):
+    L_all = cross_entropy(A_avg_r, np.eye(4)[labels_avg_r])
+    L_each = [cross_entropy(A_avg_r[n:n + 1], np.eye(4)[labels_avg_r[n:n + 1]]) for n in range(5)]
+check_close(L_all, np.mean(L_each), "cross_entropy of 5 random samples versus the mean of each alone", tol=1e-12)
+L_avg_torch = torch.nn.functional.cross_entropy(torch.tensor(A_avg_r), torch.tensor(labels_avg_r)).item()
+check_close(L_all, L_avg_torch, "cross_entropy of 5 random samples", tol=1e-10)
+### END HIDDEN TESTS
 
 # %% nbgrader={"grade": true, "grade_id": "cross-entropy-stable", "locked": true, "points": 1, "schema_version": 3, "solution": false, "task": false}
 # No overflow and no log(0): activations 1000 apart.
@@ -249,6 +259,15 @@ with own_work(*LIBRARY, stage=1, what="cross_entropy"):
     L_far = cross_entropy(A_far, np.array([[0.0, 1.0, 0.0], [0.0, 0.0, 1.0]]))
 # row 1 pays 1000; row 2 pays 1000 + ln 2 (its two equal activations share the mass)
 check_close(L_far, (2000.0 + np.log(2.0)) / 2, "cross_entropy of activations 1000 apart", tol=1e-12)
+### BEGIN HIDDEN TESTS
+rng_far = np.random.default_rng(24)
+A_far_r = rng_far.normal(scale=1500.0, size=(4, 5))
+T_far_r = np.eye(5)[rng_far.integers(0, 5, size=4)]
+with own_work(*LIBRARY, stage=1, what="cross_entropy"):
+    L_far_r = cross_entropy(A_far_r, T_far_r)
+check_close(L_far_r, -(T_far_r * scipy.special.log_softmax(A_far_r, axis=1)).sum() / 4,
+            "cross_entropy of random activations of size ~1500", tol=1e-12)
+### END HIDDEN TESTS
 
 # %% [markdown]
 # ### The gradient $\partial L / \partial A$
@@ -304,6 +323,14 @@ check_shape(dA_sign, (2, 3), "cross_entropy_grad of a (2, 3) batch")
 check(dA_sign[0, 0] < 0 and dA_sign[1, 2] < 0, "the gradient should be negative at the correct classes")
 check(dA_sign[0, 1:].min() > 0 and dA_sign[1, :2].min() > 0, "the gradient should be positive at the wrong classes")
 check_close(dA_sign.sum(axis=1), np.zeros(2), "the row sums of dL/dA", tol=1e-12, atol=1e-15)
+### BEGIN HIDDEN TESTS
+rng_sign = np.random.default_rng(25)
+A_sign_r, T_sign_r = rng_sign.normal(size=(4, 5)), np.eye(5)[rng_sign.integers(0, 5, size=4)]
+with own_work(*LIBRARY, stage=1, what="cross_entropy_grad"):
+    dA_sign_r = cross_entropy_grad(A_sign_r, T_sign_r)
+check_close(dA_sign_r, (scipy.special.softmax(A_sign_r, axis=1) - T_sign_r) / 4, "cross_entropy_grad of a random (4, 5) batch",
+            tol=1e-12, atol=1e-15)
+### END HIDDEN TESTS
 
 # %% [markdown]
 # A numerical check of what you derived: centred differences of your `cross_entropy` against your gradient,
@@ -382,6 +409,16 @@ check_close(cache_f["A1"], A1_torch, "cache['A1']", tol=1e-12)
 check_close(cache_f["Z"], np.maximum(A1_torch, 0.0), "cache['Z']", tol=1e-12)
 check_close(cache_f["A2"], A2_torch, "cache['A2']", tol=1e-12)
 check_close(cache_f["Y"], scipy.special.softmax(A2_torch, axis=1), "cache['Y']", tol=1e-12)
+### BEGIN HIDDEN TESTS
+X_fh, T_fh, params_fh = small_problem(33, N=5, D=4, H=6, K=3)
+reference_fh = torch_two_layer(X_fh, T_fh, params_fh, 0.2)
+with own_work(*LIBRARY, stage=1, what="forward"):
+    _, cache_fh = forward(X_fh, T_fh, params_fh, 0.2)
+check_close(cache_fh["A1"], reference_fh.A1, "cache['A1'] of a (5, 4) -> 6 -> 3 network", tol=1e-12)
+check_close(cache_fh["A2"], reference_fh.A2, "cache['A2'] of a (5, 4) -> 6 -> 3 network", tol=1e-12)
+check_close(cache_fh["Y"], scipy.special.softmax(reference_fh.A2, axis=1), "cache['Y'] of a (5, 4) -> 6 -> 3 network",
+            tol=1e-12, atol=1e-14)
+### END HIDDEN TESTS
 
 # %% nbgrader={"grade": true, "grade_id": "forward-loss", "locked": true, "points": 1, "schema_version": 3, "solution": false, "task": false}
 # The loss with and without weight decay, versus torch.
@@ -453,6 +490,15 @@ for key in ("W1", "b1", "W2", "b2"):
     check(key in grads_b, f"the gradients have no entry {key!r}")
     check_shape(grads_b[key], params_f[key].shape, f"the gradient of {key}")
     check_close(grads_b[key], grads_torch[key], f"the gradient of {key}", tol=1e-10)
+### BEGIN HIDDEN TESTS
+X_bh, T_bh, params_bh = small_problem(34, N=7, D=2, H=4, K=5)
+grads_torch_h = torch_two_layer(X_bh, T_bh, params_bh, 0.25).grads
+cache_bh = backprop.forward(X_bh, params_bh)
+with own_work(*LIBRARY, stage=1, what="backward"):
+    grads_bh = backward(cache_bh, T_bh, params_bh, 0.25)
+for key in ("W1", "b1", "W2", "b2"):
+    check_close(grads_bh[key], grads_torch_h[key], f"the gradient of {key} in a (7, 2) -> 4 -> 5 network", tol=1e-10)
+### END HIDDEN TESTS
 
 # %% nbgrader={"grade": true, "grade_id": "backward-numeric", "locked": true, "points": 1, "schema_version": 3, "solution": false, "task": false}
 # Centred differences of the loss (computed here with scipy, not with your code), in float64.

@@ -99,6 +99,12 @@ with own_work(*LIBRARY, stage=2, what="relu's back"):
     got = node_gradients(relu, (A_r,), dZ_r, prefill=1.0)
 expected = torch_gradients(torch.relu, (A_r,), dZ_r)[0] + 1.0
 check_gradients(got, [expected], ["dA after an earlier contribution of 1"])
+### BEGIN HIDDEN TESTS
+A_ra, dZ_ra = rng.normal(size=(4, 2)), rng.normal(size=(4, 2))
+with own_work(*LIBRARY, stage=2, what="relu's back"):
+    got = node_gradients(relu, (A_ra,), dZ_ra, prefill=0.3)
+check_gradients(got, [torch_gradients(torch.relu, (A_ra,), dZ_ra)[0] + 0.3], ["dA of a (4, 2) input after 0.3"])
+### END HIDDEN TESTS
 
 # %% [markdown]
 # ### Exercise 1.2 — affine
@@ -273,6 +279,15 @@ with own_work(*LIBRARY, stage=2, what="add's back"):
     S_one.slot += dS_s
     S_one.back()
 check_gradients([P_one.grad], [2 * dS_s], ["dP for S = P + P"])
+### BEGIN HIDDEN TESTS
+P_three = Param(np.random.default_rng(208).normal(size=(3, 2)), "P")
+dS_three = np.random.default_rng(209).normal(size=(3, 2))
+with own_work(*LIBRARY, stage=2, what="add's back"):
+    S_three = add((P_three, P_three, P_three))
+    S_three.slot += dS_three
+    S_three.back()
+check_gradients([P_three.grad], [3 * dS_three], ["dP for S = P + P + P"])
+### END HIDDEN TESTS
 
 # %% [markdown]
 # ## 2. Blocks
@@ -367,6 +382,15 @@ with own_work(*LIBRARY, stage=2, what="the loss block"):
     got = node_gradients(lambda A, W: loss(A, T_l5, W, 0.2), (A_l, (P_l["W1"], P_l["W2"])), 1.0)
 expected = torch_gradients(lambda A, W: torch_loss(A, torch.tensor(T_l5), W, 0.2), (A_l, (P_l["W1"], P_l["W2"])), 1.0)
 check_gradients(got, expected, ["dA", "dW1", "dW2"])
+### BEGIN HIDDEN TESTS
+X_lb, _, P_lb = make_problem(45, N=7, D=3, H=4, K=2)
+A_lb = X_lb @ P_lb["W1"]  # (7, 4) activations, 4 classes
+T_lb = np.eye(4)[np.random.default_rng(210).integers(0, 4, size=7)]
+with own_work(*LIBRARY, stage=2, what="the loss block"):
+    got = node_gradients(lambda A, W: loss(A, T_lb, W, 0.6), (A_lb, (P_lb["W1"], P_lb["W2"])), 1.0)
+expected = torch_gradients(lambda A, W: torch_loss(A, torch.tensor(T_lb), W, 0.6), (A_lb, (P_lb["W1"], P_lb["W2"])), 1.0)
+check_gradients(got, expected, ["dA of a (7, 4) batch", "dW1 with lam = 0.6", "dW2 with lam = 0.6"])
+### END HIDDEN TESTS
 
 # %% [markdown]
 # ### Exercise 2.2 — the model block
@@ -402,6 +426,15 @@ with own_work(*LIBRARY, stage=2, what="the model block"):
 check_close(value(A2_m), torch_model(torch.tensor(X_m), tuple(tuple(torch.tensor(p) for p in u) for u in U_m)).numpy(),
             "the value of model(X, U)", tol=1e-12)
 check_gradients(got, torch_gradients(torch_model, (X_m, U_m), dA2_m), ["dX", "dW1", "db1", "dW2", "db2"])
+### BEGIN HIDDEN TESTS
+X_mh, _, P_mh = make_problem(44, N=5, D=3, H=4, K=2)
+U_mh = ((P_mh["W1"], P_mh["b1"]), (P_mh["W2"], P_mh["b2"]))
+dA2_mh = np.random.default_rng(211).normal(size=(5, 2))
+with own_work(*LIBRARY, stage=2, what="the model block"):
+    got = node_gradients(model, (X_mh, U_mh), dA2_mh)
+check_gradients(got, torch_gradients(torch_model, (X_mh, U_mh), dA2_mh),
+                [f"{g} of a (5, 3) -> 4 -> 2 network" for g in ("dX", "dW1", "db1", "dW2", "db2")])
+### END HIDDEN TESTS
 
 # %% [markdown] nbgrader={"grade": true, "grade_id": "block-question", "locked": false, "points": 2, "schema_version": 3, "solution": true, "task": false}
 # **Question (2 points).** What does `block` buy over writing the network as one flat list of nodes and

@@ -143,6 +143,13 @@ with own_work(*LIBRARY, stage=3, what="convolve"):
     xh, hx = convolve(x_asym, h_asym), convolve(h_asym, x_asym)
 check_close(y_delta, h_asym, "convolve(delta, h)", tol=1e-12)
 check_close(xh, hx, "convolve(x, h) versus convolve(h, x)", tol=1e-10)
+### BEGIN HIDDEN TESTS
+rng_flip = np.random.default_rng(312)
+x_fh, h_fh = rng_flip.normal(size=7), rng_flip.normal(size=5)
+with own_work(*LIBRARY, stage=3, what="convolve"):
+    y_fh = convolve(x_fh, h_fh)
+check_close(y_fh, np.convolve(x_fh, h_fh), "convolve of a random x (7) and h (5)", tol=1e-10, atol=1e-12)
+### END HIDDEN TESTS
 
 # %% [markdown]
 # ### Exercise 1.3 — the impulse response
@@ -283,6 +290,14 @@ check(not np.allclose(out_corner, image_tf[:-2, :-2]),
       "conv2d slid the kernel over the image without flipping it: that is cross-correlation")
 check_close(out_corner, image_tf[2:, 2:], "conv2d with a 1 at the kernel's top-left corner")
 check_close(out_sobel, np.full((6, 6), 8.0), "conv2d(ramp, Sobel x)")
+### BEGIN HIDDEN TESTS
+rng_c2 = np.random.default_rng(313)
+image_c2, kernel_c2 = rng_c2.normal(size=(9, 7)), rng_c2.normal(size=(2, 3))
+with own_work(*LIBRARY, stage=3, what="conv2d"):
+    out_c2 = conv2d(image_c2, kernel_c2)
+check_close(out_c2, scipy.signal.convolve2d(image_c2, kernel_c2, mode="valid"), "conv2d of a random (9, 7) image",
+            tol=1e-5, atol=1e-5)
+### END HIDDEN TESTS
 
 # %% [markdown]
 # Classic kernels on a real photo: the box and Gaussian blur, the Sobel kernels respond to horizontal and vertical

@@ -210,6 +210,15 @@ check(
     torch.equal(C_hand, torch.tensor([[1, 1, 0], [0, 1, 0], [1, 0, 2]])),
     "confusion_matrix of the hand-computed case (rows are the true classes)",
 )
+### BEGIN HIDDEN TESTS
+generator_c = torch.Generator().manual_seed(41)
+truths_c = torch.randint(0, 5, (40,), generator=generator_c)
+predictions_c = torch.randint(0, 5, (40,), generator=generator_c)
+with own_work(stage=4, what="confusion_matrix"):
+    C_random = confusion_matrix(predictions_c, truths_c, num_classes=5)
+expected_c = torch.bincount(truths_c * 5 + predictions_c, minlength=25).reshape(5, 5)
+check(torch.equal(torch.as_tensor(C_random).cpu().long(), expected_c), "confusion_matrix of 40 random labels in 5 classes")
+### END HIDDEN TESTS
 
 # %% nbgrader={"grade": true, "grade_id": "confusion-matrix-properties", "locked": true, "points": 1, "schema_version": 3, "solution": false, "task": false}
 # Properties on the FC net's test predictions: rows sum to the class sizes, the trace counts the correct ones;

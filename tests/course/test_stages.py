@@ -67,6 +67,17 @@ def test_wrong_answers_are_registered_for_every_exercise(stage):
         assert not unchanged, f"{gid}: these wrong answers leave the solution as it is: {unchanged}"
 
 
+@pytest.mark.parametrize("stage", STAGES)
+def test_every_test_cell_has_hidden_inputs_or_says_why_not(stage):
+    nb = course.read_notebook(course.solution_path(support.ROOT, stage))
+    exempt = getattr(support.load_wrong_answers(stage), "VISIBLE_ONLY", {})
+    tests = {course.nbgrader_meta(c)["grade_id"]: c.source for c in nb.cells if course.is_test(c)}
+    missing = [gid for gid, source in tests.items() if "### BEGIN HIDDEN TESTS" not in source and gid not in exempt]
+    assert not missing, f"these test cells have no hidden inputs (add them, or say why in VISIBLE_ONLY): {missing}"
+    stale = [gid for gid in exempt if gid not in tests or "### BEGIN HIDDEN TESTS" in tests[gid]]
+    assert not stale, f"VISIBLE_ONLY names cells that are not visible-only test cells: {stale}"
+
+
 @pytest.fixture(scope="module", params=STAGES)
 def session(request):
     """A kernel that ran the stage's solution top to bottom as the autograder does (the fast budget),

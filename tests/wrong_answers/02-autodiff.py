@@ -181,3 +181,7 @@ def model(X, U):
     return ops.model(X, U)
 """,
 }
+
+# Test cells without hidden inputs, each with why: every other test cell checks values on hidden random
+# inputs too (the course checks enforce it).
+VISIBLE_ONLY = {'engine-training': 'it checks what a whole training run reaches, not values of given inputs'}

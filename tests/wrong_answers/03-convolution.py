@@ -261,3 +261,7 @@ def conv_backward(dout, cache):
     return coursekit.convolution.layer.conv_backward(dout, reference_cache)
 """,
 }
+
+# Test cells without hidden inputs, each with why: every other test cell checks values on hidden random
+# inputs too (the course checks enforce it).
+VISIBLE_ONLY = {'conv-forward-vectorised': 'it counts the Python lines the answer runs, not values', 'conv-backward-vectorised': 'it counts the Python lines the answer runs, not values'}

@@ -226,3 +226,7 @@ def lenet_parameters(partial=True):
 # Exercises whose answer takes no input that a hidden test could vary: a lookup table cannot be told
 # from the answer (the course checks skip the lookup-table proof for these, with this reason).
 NO_INPUTS = {"lenet-parameters-impl": "it counts the parameters of one fixed architecture (the paper's LeNet-5)"}
+
+# Test cells without hidden inputs, each with why: every other test cell checks values on hidden random
+# inputs too (the course checks enforce it).
+VISIBLE_ONLY = {'lenet-parameters-tests': 'it checks the parameter counts of one fixed architecture: no inputs to vary'}
