@@ -285,3 +285,19 @@ def test_a_handout_that_would_leak_a_solution_is_not_written(handout_course, tmp
     with pytest.raises(RuntimeError, match="README.md"):
         module.handout(handout_course, elsewhere / "students")
     assert not (elsewhere / "students").exists()
+
+
+def test_a_test_cell_that_would_show_a_value_when_it_passes_is_an_anatomy_problem():
+    def problems(test_source):
+        nb = _stage_notebook()
+        nb.cells[4].source = test_source
+        return [p for p in course.anatomy_problems(nb) if "would show" in p]
+
+    # check_shape returns the array it checked: as the cell's last line, Jupyter shows it
+    assert problems("check_shape(count(), ())")
+    assert problems("count()")
+    assert problems("x = 1\ncheck_shape(count(), ())\n### BEGIN HIDDEN TESTS\ncheck(count() == 1, 'one')\n"
+                    "### END HIDDEN TESTS")  # the release ends with check_shape
+    for silent in ("check(count() == 1, 'one')", "check_close(count(), 1, 'one')", "y = check_shape(count(), ())",
+                   "assert count() == 1"):
+        assert not problems(silent), silent

@@ -95,6 +95,34 @@ def _as_released(source: str) -> str:
     return "\n".join(lines)
 
 
+# checks that return nothing: a test cell may end with one of them
+_SILENT_CALLS = {"check", "check_close", "check_gradient", "check_gradients", "print"}
+
+
+def _shows_a_value(source: str) -> bool:
+    """Whether a test cell, as the release shows it (hidden tests removed), ends with an expression whose
+    value Jupyter would display, such as ``check_shape(...)``, which returns the array it checked."""
+    import ast
+
+    visible, inside = [], False
+    for line in source.splitlines():
+        if line.strip() == "### BEGIN HIDDEN TESTS":
+            inside = True
+        elif line.strip() == "### END HIDDEN TESTS":
+            inside = False
+        elif not inside:
+            visible.append(line)
+    try:
+        body = ast.parse("\n".join(visible)).body
+    except SyntaxError:
+        return False
+    if not body or not isinstance(body[-1], ast.Expr):
+        return False
+    value = body[-1].value
+    name = value.func.id if isinstance(value, ast.Call) and isinstance(value.func, ast.Name) else None
+    return name not in _SILENT_CALLS
+
+
 def _functions_without_docstring(source: str) -> list[str] | None:
     """Names of the top-level functions in ``source`` that have no docstring (None if it does not parse)."""
     try:
@@ -183,6 +211,9 @@ def anatomy_problems(nb) -> list[str]:
                 problems.append(f"test cell {gid!r} is not locked")
             if first_answer is None:
                 problems.append(f"test cell {gid!r} comes before any answer cell")
+            if _shows_a_value("".join(cell["source"])):
+                problems.append(f"test cell {gid!r} ends, as released, with an expression whose value Jupyter would "
+                                f"show (a passing test prints nothing): end it with a check or assign the value")
         if is_answer(cell) and "### BEGIN SOLUTION" not in "".join(cell["source"]):
             problems.append(f"answer cell {gid!r} has no ### BEGIN SOLUTION region")
         if is_manual(cell) and not m.get("points", 0) > 0:

@@ -228,6 +228,7 @@ with own_work(stage=4, what="confusion_matrix"):
     C_fc = confusion_matrix(fc_predicted, test_labels)
     C_absent = confusion_matrix(torch.tensor([1, 1]), torch.tensor([1, 1]), num_classes=4)
 check_shape(C_fc, (10, 10), "confusion_matrix of the test predictions")
+check_shape(C_absent, (4, 4), "confusion_matrix of 4 classes of which only class 1 occurs")
 check(
     torch.equal(C_fc.sum(dim=1).cpu(), torch.bincount(test_labels.cpu(), minlength=10)),
     "the rows of the confusion matrix do not sum to the number of test images of each class",
@@ -236,7 +237,6 @@ check(
     int(C_fc.trace()) == int((fc_predicted == test_labels).sum()),
     "the diagonal of the confusion matrix does not count the correct predictions",
 )
-check_shape(C_absent, (4, 4), "confusion_matrix of 4 classes of which only class 1 occurs")
 ### BEGIN HIDDEN TESTS
 g = torch.Generator().manual_seed(402)
 for k, n in ((10, 1000), (7, 1), (3, 0)):
