@@ -99,21 +99,26 @@ def _as_released(source: str) -> str:
 _SILENT_CALLS = {"check", "check_close", "check_gradient", "check_gradients", "print"}
 
 
-def _shows_a_value(source: str) -> bool:
-    """Whether a test cell, as the release shows it (hidden tests removed), ends with an expression whose
-    value Jupyter would display, such as ``check_shape(...)``, which returns the array it checked."""
-    import ast
-
-    visible, inside = [], False
+def visible_tests(source: str) -> str:
+    """A test cell as the release shows it: its hidden-test regions removed."""
+    lines, inside = [], False
     for line in source.splitlines():
         if line.strip() == "### BEGIN HIDDEN TESTS":
             inside = True
         elif line.strip() == "### END HIDDEN TESTS":
             inside = False
         elif not inside:
-            visible.append(line)
+            lines.append(line)
+    return "\n".join(lines)
+
+
+def _shows_a_value(source: str) -> bool:
+    """Whether a test cell, as the release shows it (hidden tests removed), ends with an expression whose
+    value Jupyter would display, such as ``check_shape(...)``, which returns the array it checked."""
+    import ast
+
     try:
-        body = ast.parse("\n".join(visible)).body
+        body = ast.parse(visible_tests(source)).body
     except SyntaxError:
         return False
     if not body or not isinstance(body[-1], ast.Expr):

@@ -97,18 +97,22 @@ def _module_suspect(name: str) -> str | None:
     return None
 
 
+def _locked_trees(nb):
+    """The syntax trees of the locked code cells that are not tests (setup, helpers, demos)."""
+    for cell in nb.cells:
+        meta = nbgrader_meta(cell)
+        if cell.cell_type == "code" and not meta.get("solution") and not meta.get("grade"):
+            try:
+                yield ast.parse(cell.source)
+            except SyntaxError:
+                continue
+
+
 def locked_definitions(nb) -> tuple[set[str], dict[str, str]]:
     """The names that the locked cells which are not tests bind at top level, and, of those bound by
     imports, what they import (``{"np": "numpy"}``) so that an answer importing the same is fine."""
     names, imports = set(), {}
-    for cell in nb.cells:
-        meta = nbgrader_meta(cell)
-        if cell.cell_type != "code" or meta.get("solution") or meta.get("grade"):
-            continue
-        try:
-            tree = ast.parse(cell.source)
-        except SyntaxError:
-            continue
+    for tree in _locked_trees(nb):
         for node in tree.body:
             if isinstance(node, (ast.Import, ast.ImportFrom)):
                 for alias in node.names:
@@ -131,14 +135,7 @@ def switched_off(nb) -> set[str]:
     """The dotted names of the routines a stage switches off while answers are graded: the strings of
     the upper-case lists its locked cells define (``LIBRARY = ["scipy.special.expit", ...]``)."""
     found = set()
-    for cell in nb.cells:
-        meta = nbgrader_meta(cell)
-        if cell.cell_type != "code" or meta.get("solution") or meta.get("grade"):
-            continue
-        try:
-            tree = ast.parse(cell.source)
-        except SyntaxError:
-            continue
+    for tree in _locked_trees(nb):
         for node in tree.body:
             if isinstance(node, ast.Assign) and any(isinstance(t, ast.Name) and t.id.isupper() for t in node.targets):
                 for sub in ast.walk(node.value):

@@ -39,8 +39,7 @@ from coursekit.grading import seal
 REPORTS = "integrity"
 
 
-def _meta(cell) -> dict:
-    return cell.get("metadata", {}).get("nbgrader", {}) or {}
+_meta = anatomy.nbgrader_meta
 
 
 def is_answer(cell) -> bool:
