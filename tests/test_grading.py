@@ -670,3 +670,107 @@ def test_a_copy_that_calls_nothing_switched_off_is_refused_when_the_block_ends(t
     with grading.blocked(piece.double):
         pass  # nothing ran: nothing refused
     assert copy(2) == 4
+
+
+# --- answers not written yet, and shape errors, shown as one line (the browser test's defects) ---
+
+def _stub(exercise="Exercise 9.9 (made-up-impl)"):
+    """A released answer as nbgrader_config.py's stub writes it."""
+    from traitlets.config.loader import PyFileConfigLoader
+    from pathlib import Path
+
+    template = PyFileConfigLoader("nbgrader_config.py", path=str(Path(__file__).parents[1])).load_config()
+    line = template.ClearSolutions.code_stub["python"].splitlines()[-1]
+    namespace = {}
+    exec(f"def answer(*args):\n    {line.format(exercise=exercise)}", namespace)
+    return namespace["answer"]
+
+
+def test_a_stub_raised_inside_own_work_is_one_line_naming_the_exercise():
+    answer = _stub()
+    with pytest.raises(grading.NotAnswered) as caught:
+        with grading.own_work(stage=1, what="the answer"):
+            answer()
+    assert isinstance(caught.value, NotImplementedError)  # still an error to nbgrader
+    shown = caught.value._render_traceback_()
+    assert len(shown) == 1 and "Exercise 9.9 (made-up-impl) is not answered yet" in shown[0]
+    assert caught.value.__cause__ is None and caught.value.__suppress_context__
+
+
+def test_other_errors_inside_own_work_keep_their_traceback():
+    def answer():
+        raise NotImplementedError("my own placeholder")
+
+    with pytest.raises(NotImplementedError, match="my own placeholder") as caught:
+        with grading.own_work(stage=1, what="the answer"):
+            answer()
+    assert not isinstance(caught.value, grading.NotAnswered)
+
+
+def test_unanswered_reads_the_exercise_from_the_stub_only():
+    with pytest.raises(NotImplementedError) as caught:
+        _stub("Exercise 2.3 (decay-back)")()
+    assert grading.unanswered(caught.value) == "Exercise 2.3 (decay-back)"
+    assert grading.unanswered(NotImplementedError("not yet")) is None
+    assert grading.unanswered(ValueError(caught.value.args[0])) is None
+
+
+def test_a_demo_before_its_answer_prints_a_note_and_the_cell_goes_on(capsys):
+    with grading.demo("The gradient check"):
+        _stub("Exercise 2.1 (cross-entropy-impl)")()
+        raise AssertionError("not reached")
+    printed = capsys.readouterr()
+    assert "The gradient check" in printed.out and "Exercise 2.1 (cross-entropy-impl)" in printed.out
+    assert printed.err == ""
+    with pytest.raises(ZeroDivisionError):
+        with grading.demo():
+            1 / 0
+
+
+def test_yours_or_stands_in_until_the_answer_is_written(capsys):
+    calls = []
+    stand_in = lambda x: calls.append(x) or -x  # noqa: E731
+    assert grading.yours_or(_stub("Exercise 4.2 (shuffle-datasets-impl)"), stand_in, "the runs")(3) == -3
+    assert calls == [3] and "Exercise 4.2 (shuffle-datasets-impl)" in capsys.readouterr().out
+    assert grading.yours_or(lambda x: 2 * x, stand_in, "the runs")(3) == 6 and calls == [3]
+    with pytest.raises(KeyError):
+        grading.yours_or(lambda x: {}[x], stand_in, "the runs")(3)
+    assert calls == [3]
+
+
+def _affine_with(rule):
+    from coursekit.nets.autodiff import node, value
+
+    def affine(X, U):
+        W, b = U
+        x, w = value(X), value(W)
+
+        def back(dA, dX, dU):
+            dW, db = dU
+            rule(x, w, dA, dX, dW, db)
+
+        return node(x @ w + value(b), back, (X, U))
+
+    return affine
+
+
+def test_a_back_that_adds_a_wrongly_shaped_gradient_fails_in_one_line_naming_it():
+    def transposed(x, w, dA, dX, dW, db):
+        dW += dA.T @ x  # (K, D) into (D, K)
+        db += dA.sum(0)
+        dX += dA @ w.T
+
+    rng = np.random.default_rng(0)
+    X, W, b, dA = rng.normal(size=(6, 3)), rng.normal(size=(3, 4)), rng.normal(size=4), rng.normal(size=(6, 4))
+    with pytest.raises(CheckFailed) as caught:
+        grading.node_gradients(_affine_with(transposed), (X, (W, b)), dA, names=("X", "W", "b"))
+    message = str(caught.value)
+    assert "the gradient of W (3, 4)" in message and "gradient from above (6, 4)" in message
+    assert len(caught.value._render_traceback_()) == 1
+    with pytest.raises(CheckFailed, match=r"the gradient of U\[0\] \(3, 4\)"):  # names from the signature
+        grading.node_gradients(_affine_with(transposed), (X, (W, b)), dA)
+
+    def mismatched(x, w, dA, dX, dW, db):
+        dX += dA @ w  # a matmul that cannot run: no gradient's shape in numpy's message
+    with pytest.raises(CheckFailed, match="a gradient of the wrong shape.*inputs X \\(6, 3\\), W \\(3, 4\\)"):
+        grading.node_gradients(_affine_with(mismatched), (X, (W, b)), dA, names=("X", "W", "b"))

@@ -19,6 +19,22 @@ class CheckFailed(_OneLine, AssertionError):
     """A property of the student's answer does not hold."""
 
 
+class NotAnswered(_OneLine, NotImplementedError):
+    """A test or a demo ran before the exercise it needs was answered (its stub is still in place)."""
+
+
+# what the stub of every released answer cell says (nbgrader_config.py, STUB), after the exercise's name
+STUB_SAYS = " is not answered yet"
+
+
+def unanswered(err: BaseException) -> str | None:
+    """The exercise ("Exercise 1.2 (softmax-impl)") whose stub raised ``err``, or None if ``err`` is not a
+    stub's ``NotImplementedError``."""
+    if isinstance(err, NotImplementedError) and STUB_SAYS in str(err):
+        return str(err).split(STUB_SAYS, 1)[0]
+    return None
+
+
 def check(condition, message: str) -> None:
     """Fail with ``message`` unless ``condition`` holds."""
     if not bool(condition):

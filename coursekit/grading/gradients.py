@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import inspect
+import re
 from collections.abc import Callable
 
 import numpy as np
 
-from coursekit.grading.checks import check, check_close, check_finite, check_shape, scaled_error
+from coursekit.grading.checks import CheckFailed, check, check_close, check_finite, check_shape, scaled_error
 
 
 def numeric_gradient(f: Callable[[np.ndarray], float], x: np.ndarray, eps: float = 1e-6) -> np.ndarray:
@@ -50,36 +52,67 @@ def check_gradient(
     )
 
 
-def node_gradients(op, inputs, d_out, *, constants=(), prefill: float | None = None) -> list:
+def node_gradients(op, inputs, d_out, *, constants=(), prefill: float | None = None,
+                   names: tuple[str, ...] | None = None) -> list:
     """Run ``op(*inputs)`` on :class:`coursekit.nets.autodiff.Param` copies of ``inputs``, seed its
     gradient with ``d_out``, call its ``back`` and return the inputs' gradients (None where none came).
 
     Positions listed in ``constants`` are passed as plain arrays. Nested tuples are kept (``affine``
     takes ``(X, (W, b))``). With ``prefill``, every input's gradient starts at that constant, as if an
     earlier node had already contributed: a ``back`` that assigns instead of adding loses it.
+    ``names`` names the inputs that get a gradient, in order (default: from ``op``'s parameters,
+    ``U[0]`` for the first item of a tuple ``U``): a ``back`` that fails on a shape fails the check
+    with one line naming the input whose gradient has the wrong shape, and the shapes involved.
     """
     from coursekit.nets import autodiff
 
-    params = []
+    params, labels = [], []
+    try:
+        parameters = [p.name for p in inspect.signature(op).parameters.values()]
+    except (TypeError, ValueError):
+        parameters = []
 
-    def wrap(x, position):
+    def wrap(x, position, label):
         if isinstance(x, tuple):
-            return tuple(wrap(item, position) for item in x)
+            return tuple(wrap(item, position, f"{label}[{k}]") for k, item in enumerate(x))
         if position in constants:
             return np.asarray(x, dtype=np.float64)
         p = autodiff.Param(np.array(x, dtype=np.float64), f"input {len(params)}")
+        labels.append(label)
         if prefill is not None:
             p.slot += np.full(p.shape, prefill)
         params.append(p)
         return p
 
-    wrapped = [wrap(x, i) for i, x in enumerate(inputs)]
+    wrapped = [wrap(x, i, parameters[i] if i < len(parameters) else f"input {i}") for i, x in enumerate(inputs)]
+    if names is not None:
+        check(len(names) == len(params), f"internal: {len(names)} names for {len(params)} inputs with a gradient")
+        labels = list(names)
     out = op(*wrapped)
     check(isinstance(out, autodiff.Node), f"the operation should return a node; it returned {type(out).__name__}")
     out.slot.clear()
     out.slot += np.asarray(d_out, dtype=np.float64)
-    out.back()
+    try:
+        out.back()
+    except ValueError as err:  # numpy's shape errors: name the gradient, not the engine's frames
+        raise CheckFailed(_shape_error(err, params, labels, np.shape(d_out))) from None
     return [p.grad for p in params]
+
+
+_SHAPES = re.compile(r"\((\d+(?:,\s*\d+)*,?)?\)")
+
+
+def _shape_error(err: ValueError, params, labels, d_out_shape) -> str:
+    """One line for a ``back`` that raised a numpy shape error: the input whose gradient it was adding
+    to, when the error shows that gradient's shape and no other input has it, and every shape."""
+    shapes = {tuple(int(n) for n in m.group(1).replace(" ", "").split(",") if n) if m.group(1) else ()
+              for m in _SHAPES.finditer(str(err))}
+    owners = [label for label, p in zip(labels, params) if tuple(p.shape) in shapes]
+    given = ", ".join(f"{label} {tuple(p.shape)}" for label, p in zip(labels, params))
+    lead = (f"the gradient of {owners[0]} {tuple(params[labels.index(owners[0])].shape)} gets a contribution of "
+            f"another shape" if len(owners) == 1 else "a gradient of the wrong shape")
+    return (f"back failed on {lead}: each gradient must have the shape of its input (inputs {given}; "
+            f"gradient from above {tuple(d_out_shape)}); numpy said: {err}")
 
 
 def torch_gradients(fn, inputs, d_out, *, constants=()) -> list:

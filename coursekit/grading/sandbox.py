@@ -27,7 +27,7 @@ from collections.abc import Iterator
 
 import numpy as np
 
-from coursekit.grading.checks import CheckFailed, _OneLine
+from coursekit.grading.checks import STUB_SAYS, CheckFailed, NotAnswered, _OneLine, unanswered
 
 DEFAULT_TIME_LIMIT = 20.0  # seconds a graded call may take before it counts as "never returns"
 
@@ -413,6 +413,8 @@ def own_work(*counterparts, stage, what: str = "your code", seconds: float | Non
       nbgrader scores as 0;
     - a call that takes longer than ``seconds`` (default :func:`time_limit_seconds`) raises
       :class:`GradingTimeout`;
+    - an answer whose stub is still in place raises :class:`~coursekit.grading.checks.NotAnswered`,
+      which the notebook shows as one line naming the exercise, not a traceback through the test;
     - whatever the call changed in the libraries, the interpreter's hooks or coursekit
       (:class:`~coursekit.grading.integrity.Integrity`) is put back and the check fails.
     """
@@ -433,4 +435,9 @@ def own_work(*counterparts, stage, what: str = "your code", seconds: float | Non
                 f"{what} is not numerically stable: numpy reported {err} (an exp that overflows, "
                 f"a log of 0 or a 0/0)"
             ) from None
+        except NotImplementedError as err:
+            if (exercise := unanswered(err)) is None:
+                raise
+            raise NotAnswered(f"{exercise}{STUB_SAYS}: write it in its answer cell, run that cell, "
+                              f"then run this one again") from None
     _check_untouched(snapshot, what)
