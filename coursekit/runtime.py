@@ -129,6 +129,11 @@ def in_notebook() -> bool:
     return type(shell).__name__ == "ZMQInteractiveShell"
 
 
+NOTEBOOK_COLUMNS = 80  # characters in a notebook's bar: about 700 px, one line even beside the file browser
+NOTEBOOK_DESC = 14  # characters of the description kept there
+NOTEBOOK_BAR = "{l_bar}{bar:12}{r_bar}"  # tqdm's own line with a bar of fixed width
+
+
 class NotebookLine:
     """A file for tqdm's text bar that shows the bar's latest state as one line of notebook output.
 
@@ -138,19 +143,20 @@ class NotebookLine:
     """
 
     def __init__(self):
+        import html
+
         from IPython.display import HTML, display
 
-        self._html = HTML
+        self._html, self._escape = HTML, html.escape  # imported now: a bar may still write at exit
         self.line = ""
         self.handle = display(HTML(""), display_id=True)
 
     def write(self, text: str) -> None:
-        import html
-
         text = text.replace("\n", "")
         self.line = text.rsplit("\r", 1)[-1] if "\r" in text else self.line + text
-        shown = html.escape(self.line.strip())
-        self.handle.update(self._html(f"<pre style='margin:0'>{shown}</pre>" if shown else ""))
+        shown = self._escape(self.line.strip())
+        self.handle.update(self._html(f"<pre style='margin:0;white-space:pre;overflow:hidden'>{shown}</pre>"
+                                      if shown else ""))
 
     def flush(self) -> None:
         pass
@@ -175,8 +181,10 @@ class _NoBar:
 
 def progress(iterable=None, **kwargs):
     """A tqdm progress bar that stays silent under grading and in CI: on stderr in a terminal, as one
-    line of plain notebook output in Jupyter (see :class:`NotebookLine`). Without tqdm (installed with
-    coursekit, but not on every machine that runs the GPU checks), no bar at all."""
+    line of plain notebook output in Jupyter (see :class:`NotebookLine`), at most
+    ``NOTEBOOK_COLUMNS`` characters with a bar of fixed width and the description cut to
+    ``NOTEBOOK_DESC``. Without tqdm (installed with coursekit, but not on every machine that runs the
+    GPU checks), no bar at all."""
     try:
         from tqdm import tqdm
     except ImportError:
@@ -184,5 +192,8 @@ def progress(iterable=None, **kwargs):
 
     kwargs.setdefault("disable", under_grading() or in_ci())
     if not kwargs["disable"] and "file" not in kwargs and in_notebook():
-        kwargs.update(file=NotebookLine(), ncols=100, ascii=False)
+        desc = kwargs.get("desc") or ""
+        if len(desc) > NOTEBOOK_DESC:
+            kwargs["desc"] = desc[: NOTEBOOK_DESC - 1] + "…"
+        kwargs.update(file=NotebookLine(), ncols=NOTEBOOK_COLUMNS, bar_format=NOTEBOOK_BAR, ascii=False)
     return tqdm(iterable, **kwargs)

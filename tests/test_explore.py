@@ -9,6 +9,15 @@ from coursekit.data import samples
 from coursekit.explore.nets import BackpropExplorer
 
 PNG = b"\x89PNG\r\n\x1a\n"
+NOTEBOOK_WIDTH = 900  # px left for a cell's output in JupyterLab at 1280x800 with the file browser open
+
+
+def _rendered(fig):
+    """``fig`` drawn once by Agg (layout done, every artist placed); returns its renderer."""
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+
+    FigureCanvasAgg(fig).draw()
+    return fig.canvas.get_renderer()
 
 
 @pytest.fixture(scope="module")
@@ -49,6 +58,17 @@ def test_a_diverging_learning_rate_is_reported_not_raised(explorer):
     assert not np.isfinite(explorer.final_loss)
     assert "diverge" in explorer.status.value
     assert bytes(explorer.image.value).startswith(PNG)
+
+
+def test_the_decision_regions_and_the_loss_have_labelled_axes(explorer):
+    explorer.lam.value, explorer.lr.value = 1e-3, 1.0
+    fig = explorer.draw()
+    assert len(fig.axes) == 2
+    for ax in fig.axes:
+        assert ax.get_xlabel().strip() and ax.get_ylabel().strip(), ax.get_title()
+    regions = fig.axes[0]
+    assert regions.get_xlabel() != regions.get_ylabel()  # one label per input coordinate
+    assert "1" in regions.get_xlabel() and "2" in regions.get_ylabel()
 
 
 def test_same_settings_give_the_same_result():
@@ -109,6 +129,62 @@ def test_graph_viewer_gradients_arrive_in_reverse_order_and_end_at_backward():
     assert all(p.grad is None for p in P.values())
 
 
+def _inside(point, box, margin):
+    return box.x0 + margin < point[0] < box.x1 - margin and box.y0 + margin < point[1] < box.y1 - margin
+
+
+def _distance(point, box):
+    dx = max(box.x0 - point[0], 0.0, point[0] - box.x1)
+    dy = max(box.y0 - point[1], 0.0, point[1] - box.y1)
+    return float(np.hypot(dx, dy))
+
+
+def _densely(polyline, spacing=1.0):
+    """The points of a polyline (display coordinates) at most ``spacing`` pixels apart."""
+    points = [polyline[:1]]
+    for a, b in zip(polyline[:-1], polyline[1:]):
+        count = max(2, int(np.ceil(np.hypot(*(b - a)) / spacing)) + 1)
+        points.append(a + np.linspace(0, 1, count)[:, None] * (b - a))
+    return np.vstack(points)
+
+
+def test_graph_viewer_edges_run_from_box_to_box_and_never_through_one():
+    from matplotlib.patches import FancyArrowPatch
+
+    from coursekit.explore import plots
+    from coursekit.explore.nets import GraphViewer
+
+    viewer = GraphViewer(_two_layer_loss()[0])
+    position = plots.graph_layout(viewer.values, viewer._parents)
+    expected = sorted((position[id(p)], position[id(v)]) for v in viewer.values for p in viewer._parents(v))
+    for step in (0, 3, viewer.step.max):
+        viewer.step.value = step
+        fig = viewer.draw()
+        _rendered(fig)
+        (ax,) = fig.axes
+        labels = [t for t in ax.texts if t.get_text() and t.get_bbox_patch() is not None]
+        boxes = {tuple(t.get_position()): t.get_bbox_patch().get_window_extent() for t in labels}
+        assert len(boxes) == len(viewer.values)
+        arrows = [p for p in ax.patches if isinstance(p, FancyArrowPatch)]
+        arrows += [t.arrow_patch for t in ax.texts if getattr(t, "arrow_patch", None) is not None]
+        drawn = []
+        for arrow in arrows:
+            path = arrow.get_transform().transform_path(arrow.get_path())
+            shaft, *head = path.to_polygons(closed_only=False)
+            for point in np.vstack([_densely(line) for line in (shaft, *head)]):
+                for where, box in boxes.items():
+                    assert not _inside(point, box, margin=2), f"step {step}: an edge passes through the box at {where}"
+            ends = [min(boxes, key=lambda where: _distance(end, boxes[where])) for end in (shaft[0], shaft[-1])]
+            for end, where in zip((shaft[0], shaft[-1]), ends):  # at the box, past its outline and a point's gap
+                assert _distance(end, boxes[where]) <= 4, f"step {step}: an edge stops short of the box at {where}"
+            drawn.append(tuple(ends))
+        assert sorted(drawn) == expected  # one arrow per parent, from the parent's box to the child's
+        # the boxes are opaque and above every edge: where edges come close, the labels stay readable
+        for label in labels:
+            assert label.get_bbox_patch().get_facecolor()[3] == 1.0
+            assert all(label.get_zorder() > arrow.get_zorder() for arrow in arrows)
+
+
 def test_graph_viewer_refuses_steps_out_of_range():
     from coursekit.explore.nets import GraphViewer
 
@@ -146,6 +222,65 @@ def test_lti_explorer_redraws_when_the_length_of_h_changes():
     e.width.value = 15
     assert e.h.shape == (15,) and np.isclose(e.h.sum(), 1.0)
     assert bytes(e.image.value) != before
+
+
+def test_lti_explorer_length_of_h_is_its_number_of_taps_or_is_off_with_a_reason():
+    from coursekit.explore.convolution import LTIExplorer
+
+    e = LTIExplorer(n=64)
+    sized = []
+    for response in e.response.options:
+        e.response.value = response
+        if e.width.disabled:  # a filter of one fixed length: the status line says so
+            assert f"fixed at {len(e.h)}" in e.status.value and "length" in e.status.value, e.status.value
+            continue
+        sized.append(response)
+        for width in (e.width.min, 12, 13, e.width.max):  # even and odd (12 once gave 13 gaussian taps)
+            e.width.value = width
+            assert len(e.h) == width, (response, width)
+            assert "fixed" not in e.status.value
+    assert {"moving average", "exponential decay", "gaussian"} <= set(sized)
+    e.response.value = "difference [1, -1]"
+    assert e.width.disabled and len(e.h) == 2
+    e.response.value = "gaussian"  # and the slider comes back
+    assert not e.width.disabled and len(e.h) == e.width.value
+
+
+def test_lti_explorer_legend_leaves_the_curves_uncovered():
+    from matplotlib.transforms import Bbox
+
+    from coursekit.explore.convolution import LTIExplorer
+
+    e = LTIExplorer()
+    for signal in e.signal.options:
+        for response in ("moving average", "gaussian"):
+            e.signal.value, e.response.value = signal, response
+            fig = e.draw()
+            _rendered(fig)
+            (ax,) = [ax for ax in fig.axes if ax.get_legend() is not None]
+            legend = ax.get_legend().get_window_extent()
+            curves = np.vstack([ax.transData.transform(line.get_xydata()) for line in ax.get_lines()])
+            assert not legend.overlaps(Bbox([curves.min(axis=0), curves.max(axis=0)])), (signal, response)
+            assert fig.bbox.containsx(legend.x0) and fig.bbox.containsx(legend.x1)  # and it is in the picture
+            assert fig.bbox.containsy(legend.y0) and fig.bbox.containsy(legend.y1)
+
+
+def test_kernel_explorer_scales_a_signed_response_by_a_high_percentile_not_its_extremes():
+    from coursekit.explore.convolution import KernelExplorer
+
+    k = KernelExplorer(photo="coins", size=256)
+    k.preset.value = "laplacian"
+    picture = k.draw().axes[1].images[0]
+    low, high = picture.get_clim()
+    magnitude = np.abs(k.output)
+    assert low == -high  # zero is the white centre of the diverging map
+    assert np.percentile(magnitude, 95) <= high <= np.percentile(magnitude, 99.9) < magnitude.max()
+    assert 0.001 <= np.mean(magnitude > high) <= 0.05  # only the few extremes saturate
+    colours = picture.to_rgba(picture.get_array())[..., :3]
+    near_white = np.mean(np.all(colours >= 0.9, axis=-1))
+    # the coins' flat background, about half the photo, is rightly white; most of the rest is not
+    assert near_white < 2 / 3, f"{near_white:.0%} of the feature map is drawn nearly white"
+    assert f"{high:.3g}" in k.status.value  # the scale is stated
 
 
 def test_kernel_explorer_presets_and_typed_kernels_filter_the_photo():
@@ -411,6 +546,19 @@ def test_digit_browser_says_so_when_a_subset_is_empty(browser):
     browser.subset.value = "all digits"  # and it comes back
     assert browser.index == 0 and bytes(browser.image.value).startswith(PNG)
     assert set(browser.maps) == {"original", "shuffled"}
+
+
+def test_digit_browser_figure_fits_the_notebook_and_each_header_one_line(browser):
+    fig = browser.draw()
+    fig.set_dpi(browser.DPI)  # the size it is shown at
+    renderer = _rendered(fig)
+    assert fig.bbox.width <= NOTEBOOK_WIDTH  # shown at its size, not shrunk to fit
+    headers = [t for t in fig.texts if t.get_text()] + [ax.title for ax in fig.axes if ax.get_title()]
+    assert len(headers) > 1
+    for text in headers:
+        assert "\n" not in text.get_text()
+        extent = text.get_window_extent(renderer)
+        assert 0 <= extent.x0 and extent.x1 <= fig.bbox.width, f"{text.get_text()!r} is wider than the figure"
 
 
 def test_digit_browser_shows_the_named_cnns_first_layer():

@@ -217,6 +217,40 @@ def test_in_a_notebook_the_bar_is_one_line_of_html_cleared_when_it_closes(monkey
     assert shown[-1] == ""
 
 
+def test_in_a_notebook_a_training_bar_is_one_line_of_at_most_80_characters(monkeypatch):
+    # With JupyterLab's file browser open a cell's output is about 900 px wide: 80 characters of the
+    # monospace font (about 700 px) fit on one line, whatever the net's name and however long it runs.
+    import html
+    import re
+
+    import IPython.display
+
+    from coursekit import runtime
+
+    shown = []
+
+    class Handle:
+        def update(self, obj):
+            shown.append(obj.data)
+
+    monkeypatch.setattr(IPython.display, "display", lambda obj, display_id=None: Handle())
+    monkeypatch.setattr(runtime, "in_notebook", lambda: True)
+    epochs, steps_per_epoch = 10, 469  # fit's bar: stage 04's FC net on 60k images, batches of 128
+    for name in ("FC", "LeNet-5", "CNN on shuffled pixels"):
+        bar = progress(total=epochs * steps_per_epoch, desc=name, leave=False, mininterval=0)
+        bar.update(3 * steps_per_epoch + 17)
+        count = f"{3 * steps_per_epoch + 17}/{epochs * steps_per_epoch}"
+        lines = [str(bar)] + [bar.format_meter(**{**bar.format_dict, "elapsed": seconds, "rate": None})
+                              for seconds in (12, 5400)]  # 12 s and an hour and a half into training
+        for line in lines:
+            assert len(line) <= 80, f"{len(line)} characters: {line!r}"
+            assert count in line and line.startswith(name[:8]) and "%" in line
+        text = html.unescape(re.sub("<[^>]+>", "", shown[-1]))
+        assert len(text) <= 80 and count in text
+        assert "white-space:pre" in shown[-1].replace(" ", "")  # never wrapped onto a second line
+        bar.close()
+
+
 def test_outside_a_kernel_we_are_not_in_a_notebook():
     from coursekit.runtime import in_notebook
 

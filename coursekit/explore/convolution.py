@@ -23,12 +23,16 @@ def _lti_signals(n: int) -> dict:
 
 
 def _lti_responses(width: int) -> dict:
+    """Each impulse response with ``width`` taps, except those in :data:`_FIXED_LENGTH`."""
     return {
         "moving average": np.full(width, 1.0 / width),
         "exponential decay": 0.7 ** np.arange(width) * (1 - 0.7),
         "difference [1, -1]": np.array([1.0, -1.0]),
-        "gaussian": filters.gaussian(max(width / 4, 0.5), size=2 * (width // 2) + 1).sum(axis=0),
+        "gaussian": filters.gaussian(max(width / 4, 0.5), size=width).sum(axis=0),
     }
+
+
+_FIXED_LENGTH = {"difference [1, -1]": "the first difference has exactly two taps"}
 
 
 class LTIExplorer(Explorer):
@@ -54,6 +58,8 @@ class LTIExplorer(Explorer):
     def draw(self):
         self.x = _lti_signals(self.n)[self.signal.value]
         self.h = _lti_responses(self.width.value)[self.response.value]
+        fixed = _FIXED_LENGTH.get(self.response.value)
+        self.width.disabled = fixed is not None
         system = lambda s: signals.convolve(s, self.h, "full")[: self.n]  # noqa: E731 - a causal LTI system
         self.y = system(self.x)
         self.shift_then_filter = system(signals.shift(self.x, self.delay.value))
@@ -67,22 +73,30 @@ class LTIExplorer(Explorer):
         k = self.delay.value
         axes[2].plot(self.shift_then_filter, "--", label=rf"$f(t_{{{k}}}\,x)$")
         axes[2].plot(self.filter_then_shift, ":", lw=2, label=rf"$t_{{{k}}}\,f(x)$")
-        axes[2].legend(fontsize=8)
+        axes[2].legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.02, 1.0), borderaxespad=0.0)
         # away from the ends the two orders agree; near them, samples shifted in are zeros
         edge = abs(k) + len(self.h)
         inner = np.abs(self.shift_then_filter - self.filter_then_shift)[edge : self.n - edge]
         self.interior_gap = float(inner.max()) if inner.size else 0.0
-        self.status.value = (f"max |f(t<sub>k</sub>x) − t<sub>k</sub>f(x)| away from the ends: {self.interior_gap:.1e}; "
-                             "near the ends they may differ: a finite signal shifts in zeros and loses samples")
+        note = (f"<i>length of h fixed at {len(self.h)} (the slider is off): {fixed}</i><br>"
+                if fixed is not None else "")
+        self.status.value = (note + f"max |f(t<sub>k</sub>x) − t<sub>k</sub>f(x)| away from the ends: "
+                             f"{self.interior_gap:.1e}; near the ends they may differ: a finite signal shifts in "
+                             "zeros and loses samples")
         axes[2].set_title("output and the shift check")
         return fig
 
 
 class KernelExplorer(Explorer):
     """Stage 03: filter a real photo with a 3x3 kernel picked from a list or typed in; shows the
-    photo and the feature map (true convolution, zero padding, same size)."""
+    photo and the feature map (true convolution, zero padding, same size).
+
+    A kernel with a negative entry gives a signed response, drawn on a diverging map centred on 0
+    whose limits are the ``PERCENTILE``-th percentile of its magnitude: a few strong edges would
+    otherwise set the scale and leave the rest of the map nearly white."""
 
     DPI = 90
+    PERCENTILE = 99.0
 
     def __init__(self, photo: str = "camera", size: int = 256):
         import ipywidgets as w
@@ -127,10 +141,16 @@ class KernelExplorer(Explorer):
         fig, (a, b) = plots.new_figure(ncols=2, width=3.6, height=3.6)
         a.imshow(self.input, cmap="gray")
         a.set_title(self.photo.value)
-        limit = float(np.abs(self.output).max()) or 1.0
-        signed = self.kernel.min() < 0
-        b.imshow(self.output, cmap="RdBu_r" if signed else "gray",
-                 vmin=-limit if signed else None, vmax=limit if signed else None)
+        if self.kernel.min() < 0:
+            magnitude = np.abs(self.output)
+            limit = float(np.percentile(magnitude, self.PERCENTILE)) or float(magnitude.max()) or 1.0
+            b.imshow(self.output, cmap="RdBu_r", vmin=-limit, vmax=limit)
+            self.status.value = (f"red positive, blue negative, white 0; the colours span ±{limit:.3g}, the "
+                                 f"{self.PERCENTILE:g}th percentile of |x * k|: the "
+                                 f"{np.mean(magnitude > limit):.1%} of pixels beyond it are drawn at full colour")
+        else:
+            b.imshow(self.output, cmap="gray")
+            self.status.value = "gray from the smallest value of x * k (black) to the largest (white)"
         b.set_title("feature map (x * k)")
         for ax in (a, b):
             ax.set_xticks([])
@@ -149,6 +169,7 @@ class DigitBrowser(Explorer):
     """
 
     MAPS = 8  # feature maps shown per row
+    CELL = 0.95  # inches per picture: the figure fits a notebook beside JupyterLab's file browser
 
     def __init__(self, images, labels, permutation, *, original: dict, shuffled: dict, cnn: str = "CNN"):
         import ipywidgets as w
@@ -224,7 +245,7 @@ class DigitBrowser(Explorer):
                             f"“{self.subset.value}”)<table><tr><th>prediction</th><th>original pixels</th>"
                             f"<th>shuffled pixels</th></tr>{''.join(rows)}</table>")
         self.maps = {}
-        fig = Figure(figsize=(1.1 * (self.MAPS + 1), 2.6), layout="constrained")
+        fig = Figure(figsize=(self.CELL * (self.MAPS + 1), 2.5), layout="constrained")
         grid = fig.add_gridspec(2, self.MAPS + 1)
         for row, (kind, pixels) in enumerate((("original", self.images), ("shuffled", self.shuffled_images))):
             net = self.nets[kind][self.cnn]
@@ -241,6 +262,6 @@ class DigitBrowser(Explorer):
             ax.set_xticks([])
             ax.set_yticks([])
         count = len(self.maps["original"])
-        fig.suptitle(f"{self.cnn}'s first-layer feature maps ({min(self.MAPS, count)} of {count}; red positive, "
-                     "blue negative): trained on original pixels (top), on shuffled pixels (bottom)", fontsize=9)
+        fig.suptitle(f"{self.cnn}'s first-layer maps ({min(self.MAPS, count)} of {count}; red +, blue −), "
+                     "each row by the net trained on its pixels", fontsize=9)
         return fig

@@ -8,6 +8,8 @@ from collections.abc import Callable
 import numpy as np
 from matplotlib.axes import Axes
 from matplotlib.figure import Figure
+from matplotlib.patches import ConnectionStyle, FancyArrowPatch
+from matplotlib.text import Text
 
 CLASS_COLOURS = ("#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b")
 
@@ -34,7 +36,8 @@ def plot_decision_regions(
     resolution: int = 200,
     title: str | None = None,
 ) -> None:
-    """Colour the plane by ``predict`` (class per row) and scatter the labelled points on top."""
+    """Colour the plane by ``predict`` (class per row) and scatter the labelled points on top; the
+    axes are the two input coordinates, x₁ and x₂."""
     from matplotlib.colors import ListedColormap
 
     labels = np.asarray(labels)
@@ -49,6 +52,8 @@ def plot_decision_regions(
     ax.set_aspect("equal")
     ax.set_xticks([])
     ax.set_yticks([])
+    ax.set_xlabel(r"$x_1$")
+    ax.set_ylabel(r"$x_2$")
     if title:
         ax.set_title(title)
 
@@ -110,18 +115,48 @@ def _summary(array) -> str:
     return f"‖·‖={np.linalg.norm(array):.3g}"
 
 
+class _Edge(FancyArrowPatch):
+    """An arrow from one label's box to another's that bends around the other boxes in its way.
+
+    The boxes' places are known only once the figure is laid out, so at each draw the edge updates
+    them and takes the first of :attr:`BENDS` (a straight line, then arcs ever more curved, to either
+    side) whose path, clipped at its two boxes, crosses no other box (or the fewest, if each crosses one).
+    """
+
+    BENDS = (0.0, 0.12, -0.12, 0.25, -0.25, 0.4, -0.4, 0.6, -0.6)
+
+    def __init__(self, start: Text, stop: Text, labels: list[Text], **kwargs):
+        super().__init__(start.get_position(), stop.get_position(), patchA=start.get_bbox_patch(),
+                         patchB=stop.get_bbox_patch(), **kwargs)
+        self.start, self.stop, self.labels = start, stop, labels
+
+    def draw(self, renderer):
+        for label in self.labels:
+            label.update_bbox_position_size(renderer)
+        ends = self.get_transform().transform([self.start.get_position(), self.stop.get_position()])
+        others = [label.get_bbox_patch().get_window_extent(renderer) for label in self.labels
+                  if label is not self.start and label is not self.stop]
+
+        def crossings(bend):
+            path = ConnectionStyle.Arc3(rad=bend)(*ends, patchA=self.patchA, patchB=self.patchB,
+                                                  shrinkA=0.0, shrinkB=0.0)
+            points = np.vstack([segment(np.linspace(0.0, 1.0, 50)) for segment, _ in path.iter_bezier()])
+            return sum(box.padded(2.0).count_contains(points) > 0 for box in others)
+
+        best = min(self.BENDS, key=crossings)  # the first of those that cross fewest
+        self.set_connectionstyle(ConnectionStyle.Arc3(rad=best))
+        super().draw(renderer)
+
+
 def draw_graph(ax: Axes, values, blocks, *, parents_of, current=None, title: str | None = None) -> None:
     """Draw a computation graph: parameters green, operation nodes blue, the current step orange;
-    each box shows the value and the gradient (— before it arrives), and [the block] it belongs to."""
+    each box shows the value and the gradient (— before it arrives), and [the block] it belongs to.
+
+    An edge runs from its parent's box to its child's, ending in an arrow head at the box, and bends
+    around the boxes between them; the opaque boxes lie above every edge."""
     pos = graph_layout(values, parents_of)
-    for v in values:
-        x1, y1 = pos[id(v)]
-        for p in parents_of(v):
-            if id(p) in pos:
-                x0, y0 = pos[id(p)]
-                ax.annotate("", xy=(x1 - 0.28, y1), xytext=(x0 + 0.28, y0),
-                            arrowprops=dict(arrowstyle="->", color="0.5", lw=0.8))
     member = {id(n): b.op for b in blocks for n in b.inner}  # innermost block last wins
+    labels = {}
     for v in values:
         x, y = pos[id(v)]
         is_node = hasattr(v, "op")
@@ -131,9 +166,15 @@ def draw_graph(ax: Axes, values, blocks, *, parents_of, current=None, title: str
             head += f" [{member[id(v)]}]"
         label = f"{head}\n{'x'.join(map(str, v.shape)) or 'scalar'}\n" \
                 f"v {_summary(v.value)}\n∂ {_summary(v.grad)}"
-        ax.text(x, y, label, ha="center", va="center", fontsize=9, zorder=2,
-                bbox=dict(boxstyle="round", fc=colour, ec="k" if v.grad is not None else "0.6",
-                          lw=1.2 if v.grad is not None else 0.6))
+        labels[id(v)] = ax.text(x, y, label, ha="center", va="center", fontsize=9, zorder=3,
+                                bbox=dict(boxstyle="round", fc=colour, ec="k" if v.grad is not None else "0.6",
+                                          lw=1.2 if v.grad is not None else 0.6))
+    boxes = list(labels.values())
+    for v in values:
+        for p in parents_of(v):
+            if id(p) in labels:
+                ax.add_patch(_Edge(labels[id(p)], labels[id(v)], boxes, arrowstyle="->", mutation_scale=10,
+                                   color="0.5", lw=0.8, shrinkA=0.0, shrinkB=1.0, zorder=2))
     columns = [p[0] for p in pos.values()] or [0.0]
     rows = [p[1] for p in pos.values()] or [0.0]
     ax.set_xlim(min(columns) - 0.6, max(columns) + 0.6)
