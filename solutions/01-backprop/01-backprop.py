@@ -41,7 +41,7 @@ import coursekit
 from coursekit.data import samples
 from coursekit.explore import plots
 from coursekit.nets import backprop
-from coursekit.grading import check, check_close, check_gradient, check_shape, numeric_gradient, own_work
+from coursekit.grading import check, check_close, check_gradient, check_shape, demo, numeric_gradient, own_work
 from coursekit.grading.oracles import torch_two_layer
 
 BUDGET = coursekit.budget()  # "fast" under the autograder and in CI, "full" otherwise
@@ -339,8 +339,9 @@ check_close(dA_sign_r, (scipy.special.softmax(A_sign_r, axis=1) - T_sign_r) / 4,
 # %% nbgrader={"grade": false, "grade_id": "gradient-check-demo", "locked": true, "schema_version": 3, "solution": false, "task": false}
 A_check = np.random.default_rng(5).normal(size=(4, 3))
 T_check = np.eye(3)[[0, 2, 1, 1]]
-numeric = numeric_gradient(lambda A_: cross_entropy(A_, T_check), A_check.copy())
-print("max |numeric - analytic| =", np.abs(numeric - cross_entropy_grad(A_check, T_check)).max())
+with demo("The gradient check"):
+    numeric = numeric_gradient(lambda A_: cross_entropy(A_, T_check), A_check.copy())
+    print("max |numeric - analytic| =", np.abs(numeric - cross_entropy_grad(A_check, T_check)).max())
 
 # %% [markdown]
 # ## 3. The two-layer network
@@ -641,7 +642,15 @@ else:
 #
 # Drag the sliders: each change retrains the network (1000 steps, seeded: fewer than above, so expect a few
 # points less accuracy at the same settings) with the reference
-# implementation in `coursekit.nets.backprop` and redraws the decision regions and the loss. Things to try:
+# implementation in `coursekit.nets.backprop` and redraws the decision regions and the loss.
+#
+# The spikes in the loss curve at the default $\varepsilon = 1$ (above, and here) are not a bug. As training
+# goes on, the valley the parameters sit in grows steeper across its floor; once its curvature there exceeds
+# $2/\varepsilon$, a full step overshoots the floor and lands higher up the other side: the loss jumps, at times
+# tenfold, and falls back within a few steps. Lower $\varepsilon$ to about 0.3 and the curve falls smoothly, if more
+# slowly.
+#
+# Things to try:
 # a hidden width of 2 or 3 (how many "folds" can the regions have?); $\lambda$ near 0.1 (the weights are pulled
 # to 0 and the regions become nearly linear); a learning rate of 10 (the loss jumps up and training gets stuck:
 # many relu units receive only negative activations and stop learning); $\lambda = 1$ with $\varepsilon = 10$

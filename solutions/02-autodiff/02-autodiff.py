@@ -136,12 +136,12 @@ rng = np.random.default_rng(202)
 X_a, W_a, b_a = rng.normal(size=(6, 3)), rng.normal(size=(3, 4)), rng.normal(size=4)
 dA_a = rng.normal(size=(6, 4))
 with own_work(*LIBRARY, stage=2, what="affine's back"):
-    got = node_gradients(affine, (X_a, (W_a, b_a)), dA_a)
+    got = node_gradients(affine, (X_a, (W_a, b_a)), dA_a, names=("X", "W", "b"))
 expected = torch_gradients(lambda X, U: X @ U[0] + U[1], (X_a, (W_a, b_a)), dA_a)
 check_gradients(got, expected, ["dX", "dW", "db"])
 ### BEGIN HIDDEN TESTS
 with own_work(*LIBRARY, stage=2, what="affine's back"):
-    got = node_gradients(affine, (X_a, (W_a, b_a)), dA_a, prefill=-2.0)
+    got = node_gradients(affine, (X_a, (W_a, b_a)), dA_a, prefill=-2.0, names=("X", "W", "b"))
 check_gradients(got, [g - 2.0 for g in expected], ["dX", "dW", "db"])
 ### END HIDDEN TESTS
 
@@ -499,7 +499,9 @@ check_gradients([G_h[k] for k in names], expected, [f"the gradient of {k} (lam =
 # %% [markdown]
 # Now train the stage-01 network on the spiral with nothing but forward code: gradient descent reads
 # `p.grad` from every parameter after `backward(L)`. (With full-batch steps of $\varepsilon = 1$ the loss curve
-# has spikes: the step is large for this problem, and the loss recovers at once. That is not a bug in `back`.)
+# has spikes. That is not a bug in `back`: once the loss's curvature along the steepest direction exceeds
+# $2/\varepsilon$, a step overshoots the floor of the valley and the loss jumps, then recovers within a few steps.
+# Stage 01's explorer shows them go away with a smaller learning rate, about 0.3.)
 
 # %% nbgrader={"grade": false, "grade_id": "engine-training-loop", "locked": true, "schema_version": 3, "solution": false, "task": false}
 X_spiral, labels_spiral = samples.spiral(n_per_class=100, num_classes=3, noise=0.2, seed=0)

@@ -45,7 +45,8 @@ import coursekit
 from coursekit.explore import plots
 from coursekit.nets import models, training
 from coursekit.data import load_mnist
-from coursekit.grading import check, check_close, check_shape, own_work
+from coursekit.grading import check, check_close, check_shape, own_work, yours_or
+from coursekit.data import transforms
 
 BUDGET = coursekit.budget()
 DEVICE = coursekit.device()
@@ -177,6 +178,7 @@ def train(make, name, images, test, seed):
 
 
 fc, fc_history = train(models.fc_net, "FC", train_images, (test_images, test_labels), seed=1)
+fc_predicted = training.predict(fc, test_images)
 
 # %% [markdown]
 # ### Exercise 2.1 — the confusion matrix
@@ -223,7 +225,6 @@ check(torch.equal(torch.as_tensor(C_random).cpu().long(), expected_c), "confusio
 # %% nbgrader={"grade": true, "grade_id": "confusion-matrix-properties", "locked": true, "points": 1, "schema_version": 3, "solution": false, "task": false}
 # Properties on the FC net's test predictions: rows sum to the class sizes, the trace counts the correct ones;
 # a class that never occurs still has a row.
-fc_predicted = training.predict(fc, test_images)
 with own_work(stage=4, what="confusion_matrix"):
     C_fc = confusion_matrix(fc_predicted, test_labels)
     C_absent = confusion_matrix(torch.tensor([1, 1]), torch.tensor([1, 1]), num_classes=4)
@@ -258,11 +259,13 @@ for k, n in ((10, 1000), (7, 1), (3, 0)):
 
 
 # %% nbgrader={"grade": false, "grade_id": "fc-errors-demo", "locked": true, "schema_version": 3, "solution": false, "task": false}
+# your confusion_matrix; coursekit's until you have written it
+confusion = yours_or(confusion_matrix, training.confusion_matrix, "the confusion matrices below")
+
+
 def show_errors(predicted, title, count=20):
     fig, (ax,) = plots.new_figure(width=5.0, height=4.6)
-    plots.plot_confusion(
-        ax, confusion_matrix(predicted, test_labels), title=f"{title}: confusion matrix"
-    )
+    plots.plot_confusion(ax, confusion(predicted, test_labels), title=f"{title}: confusion matrix")
     plots.show(fig)
     wrong = torch.nonzero(predicted != test_labels).flatten()[:count]
     plots.show(
@@ -447,7 +450,14 @@ check(shuffled_by(test_h, images_h.flip(0), perm_h), "the test images of a rando
 # noise; to the networks?
 
 # %% nbgrader={"grade": false, "grade_id": "shuffled-train", "locked": true, "schema_version": 3, "solution": false, "task": false}
-train_shuffled, test_shuffled, permutation = shuffle_datasets(train_images, test_images, seed=2024)
+def coursekits_shuffle(train, test, seed):
+    """The shuffle of exercise 4.2 with coursekit's pieces: stands in until your shuffle_datasets works."""
+    permutation = transforms.pixel_permutation(train.shape[1] * train.shape[2], seed)
+    return transforms.permute_pixels(train, permutation), transforms.permute_pixels(test, permutation), permutation
+
+
+shuffle = yours_or(shuffle_datasets, coursekits_shuffle, "the shuffled training runs")
+train_shuffled, test_shuffled, permutation = shuffle(train_images, test_images, seed=2024)
 plots.show(
     plots.image_grid(
         torch.cat([test_images[:8], test_shuffled[:8]]),

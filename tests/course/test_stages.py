@@ -49,6 +49,17 @@ def test_released_stubs_fail_every_test_cell(stage):
     assert tests
     passing = [run.nb.cells[i].id for i in tests if i not in run.failures(tests)]
     assert not passing, f"these test cells pass on the untouched release: {passing}"
+    # each says, in one line, that its exercise is not answered yet (the browser test sees it as a student does)
+    errors = {i: [o for o in run.nb.cells[i].outputs if o.output_type == "error"] for i in tests}
+    long = [run.nb.cells[i].id for i, found in errors.items()
+            if not found or found[0].ename != "NotAnswered" or len(found[0].traceback) != 1]
+    assert not long, f"these test cells do not fail with one line saying their exercise is not answered: {long}"
+    # and no locked cell outside the exercises fails because an answer is missing
+    others = [i for i, cell in enumerate(run.nb.cells) if cell.cell_type == "code" and not course.is_test(cell)
+              and not course.nbgrader_meta(cell).get("solution")]
+    broken = run.failures(others)
+    assert not broken, "with the stubs in place, cells outside the exercises fail: " + "; ".join(
+        f"{run.nb.cells[i].id}: {why}" for i, why in broken.items())
 
 
 @pytest.mark.parametrize("stage", STAGES)
