@@ -5,10 +5,18 @@ releases in notebooks/ (committed); submitted/, autograded/, feedback/ and grade
 git-ignored.
 """
 
+import os
+
 c = get_config()  # noqa: F821 - provided by nbgrader when it loads this file
 
 c.CourseDirectory.root = "."
 c.CourseDirectory.course_id = "dl4vision"
+# The exchange of nbgrader's release / fetch / submit / collect, for one machine: a folder of the course
+# directory (git-ignored), so that Formgrader's Release and Collect work without root's /srv. Students on
+# the same machine point their nbgrader at it (README, "For instructors"); a JupyterHub uses
+# /srv/nbgrader/exchange instead (set c.Exchange.root there).
+c.Exchange.root = os.path.join(os.path.dirname(os.path.abspath(__file__)), "exchange")
+os.makedirs(c.Exchange.root, mode=0o777, exist_ok=True)
 c.CourseDirectory.source_directory = "solutions"
 c.CourseDirectory.release_directory = "notebooks"
 # The jupytext percent sources (solutions/NN-name/NN-name.py) hold solutions: never release them.

@@ -8,6 +8,7 @@
     coursekit data fetch [NAME]  fetch datasets into the cache (once, online); `coursekit data where` prints it
     coursekit autograde ASSIGNMENT [nbgrader options]   nbgrader autograde, its failures reported, then the audit
     coursekit audit ASSIGNMENT   the integrity audit of every submission: a table of findings
+    coursekit lab [FOLDER] [JupyterLab options]   start the course: JupyterLab with the course's settings
 """
 
 from __future__ import annotations
@@ -38,7 +39,15 @@ def main(argv: list[str] | None = None) -> int:
     data = sub.add_parser("data", help="datasets: fetch them into the cache (once, online)")
     data.add_argument("action", choices=["fetch", "where"])
     data.add_argument("names", nargs="*", help="datasets to fetch (default: all)")
+    lab = sub.add_parser("lab", help="start the course: JupyterLab on notebooks/ with the settings the course needs")
+    lab.add_argument("folder", nargs="?", default=None, help="the folder to open (default: notebooks/ if here)")
+    lab.add_argument("--settings-only", action="store_true",
+                     help="only write the course's JupyterLab settings into this environment (for a hub image)")
     args, extra = parser.parse_known_args(argv)
+    if args.command == "lab":
+        from coursekit.course import lab as lab_module
+
+        return lab_module.lab(args.folder, extra, settings_only=args.settings_only)
     if extra and args.command != "autograde":
         parser.error(f"unrecognized arguments: {' '.join(extra)}")
     if args.command == "data":

@@ -31,8 +31,11 @@ then open the course:
 
 ```bash
 python3 -m venv .venv && .venv/bin/pip install -e . && .venv/bin/coursekit data fetch
-.venv/bin/jupyter lab notebooks/
+.venv/bin/coursekit lab
 ```
+
+`coursekit lab` is JupyterLab on `notebooks/` with the course's settings: the explorers' last picture is
+saved with the notebook, so they still show when you reopen it.
 
 On a machine without an NVIDIA GPU, installing torch's CPU build first saves several GB:
 `.venv/bin/pip install torch --index-url https://download.pytorch.org/whl/cpu`.
@@ -41,7 +44,9 @@ On a machine without an NVIDIA GPU, installing torch's CPU build first saves sev
 
 Open `notebooks/01-backprop/01-backprop.ipynb` and work top to bottom. Each exercise is a cell with
 `# YOUR CODE HERE`: replace its `raise NotImplementedError(...)` line with your code, run it, then run
-the test cells below it. A test that passes prints nothing; one that fails says which property failed.
+the test cells below it. A test that passes prints nothing; one that fails says which property failed,
+in one line (or that its exercise is not answered yet). The cells between exercises run before you have
+answered: where they need an answer of yours, they say so, or use coursekit's version until yours works.
 
 **Only the answer cells are graded.** Put all your code in them; locked cells are restored from the
 release before grading. While your answers are graded, coursekit's

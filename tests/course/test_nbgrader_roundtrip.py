@@ -176,3 +176,27 @@ def test_feedback_holds_no_hidden_test_source(graded):
         assert leaks(page, secret) == [], f"{student}'s feedback shows hidden tests"
         # tracebacks quote the failing cell's source lines ("Cell In[...]"): feedback keeps messages only
         assert "Cell In[" not in page_text(page), f"{student}'s feedback shows a traceback"
+
+
+def test_the_exchange_releases_fetches_submits_and_collects(tmp_path):
+    """The single-machine exchange of nbgrader_config.py (a folder of the course directory): what
+    Formgrader's Release and Collect run, with a student on the same machine."""
+    stage = STAGES[0]
+    root, student = tmp_path / "course", tmp_path / "student"
+    student.mkdir()
+    shutil.copytree(support.ROOT / "solutions" / stage, root / "solutions" / stage)
+    shutil.copy2(support.ROOT / "nbgrader_config.py", root)
+    exchange = root / "exchange"
+    nbgrader(root, "generate_assignment", stage, "--force")
+    assert exchange.is_dir(), "loading nbgrader_config.py should create the course's exchange folder"
+    nbgrader(root, "release_assignment", stage, "--force")
+    assert (exchange / "dl4vision" / "outbound" / stage / f"{stage}.ipynb").is_file()
+
+    as_student = ("--course=dl4vision", f"--Exchange.root={exchange}")
+    nbgrader(student, "fetch_assignment", stage, *as_student)
+    fetched = student / stage / f"{stage}.ipynb"
+    assert fetched.is_file()
+    nbgrader(student, "submit", stage, *as_student)
+    nbgrader(root, "collect", stage)
+    collected = list((root / "submitted").glob(f"*/{stage}/{stage}.ipynb"))
+    assert len(collected) == 1 and collected[0].read_bytes() == fetched.read_bytes()
