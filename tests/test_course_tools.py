@@ -301,3 +301,31 @@ def test_a_test_cell_that_would_show_a_value_when_it_passes_is_an_anatomy_proble
     for silent in ("check(count() == 1, 'one')", "check_close(count(), 1, 'one')", "y = check_shape(count(), ())",
                    "assert count() == 1"):
         assert not problems(silent), silent
+
+
+def test_coursekit_lab_writes_settings_that_jupyterlab_knows(tmp_path, monkeypatch):
+    import json
+
+    from coursekit.course import lab
+
+    path = lab.install_settings(tmp_path)
+    assert path == tmp_path / "share/jupyter/lab/settings/overrides.d/coursekit.json"
+    written = json.loads(path.read_text())
+    assert written["@jupyter-widgets/jupyterlab-manager:plugin"]["saveState"] is True
+    before = path.stat().st_mtime_ns
+    assert lab.install_settings(tmp_path) == path and path.stat().st_mtime_ns == before  # unchanged: not rewritten
+    # every setting names a plugin and a property that this environment's JupyterLab declares
+    # (a misspelt one would be ignored without a word)
+    schemas = [Path(sys.prefix) / "share/jupyter/lab/schemas", Path(sys.prefix) / "share/jupyter/labextensions"]
+    for plugin, values in written.items():
+        package, name = plugin.split(":")
+        found = [p for root in schemas for p in root.rglob(f"{name}.json") if p.parent.name == package.split("/")[-1]]
+        assert found, f"no JupyterLab schema for {plugin}"
+        declared = json.loads(found[0].read_text())["properties"]
+        assert set(values) <= set(declared), f"{plugin}: {set(values) - set(declared)} not in its schema"
+
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "notebooks").mkdir()
+    line = lab.command(None, ["--port=8890"])
+    assert line[1:4] == ["-m", "jupyterlab", "notebooks"] and "--port=8890" in line
+    assert ("--allow-root" in line) == (os.geteuid() == 0)
