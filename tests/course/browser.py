@@ -139,12 +139,13 @@ class Notebook:
         seconds = {}
         last = len(self.nb.cells) - 1
         for i, cell in enumerate(self.nb.cells):
+            prompt = self.cells.nth(i).locator(".jp-InputArea-prompt").first
+            before = prompt.inner_text().strip() if cell.cell_type == "code" else ""
             start = time.monotonic()
             self.page.keyboard.press("Control+Enter" if i == last else "Shift+Enter")
             if cell.cell_type != "code":
                 continue
-            prompt = self.cells.nth(i).locator(".jp-InputArea-prompt").first
-            while not PROMPT_DONE.fullmatch(prompt.inner_text().strip().rstrip(":")):
+            while (shown := prompt.inner_text().strip()) == before or not PROMPT_DONE.fullmatch(shown.rstrip(":")):
                 if time.monotonic() - start > timeout_s:
                     raise AssertionError(f"{self.path}: cell {i} ({cell.id}) still runs after {timeout_s:.0f} s")
                 time.sleep(0.05)
@@ -186,6 +187,12 @@ def error_lines(cell) -> list[str] | None:
             text = "\n".join(output.get("traceback") or [f"{output.get('ename')}: {output.get('evalue')}"])
             return [line for line in ANSI.sub("", text).splitlines() if line.strip()]
     return None
+
+
+def line_count(element) -> int:
+    """How many lines an element's text takes on the screen (its line boxes' distinct tops)."""
+    return element.evaluate("""e => { const r = document.createRange(); r.selectNodeContents(e);
+        return new Set([...r.getClientRects()].map(b => Math.round(b.top))).size; }""")
 
 
 def change_a_control(explorer) -> str:

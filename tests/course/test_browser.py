@@ -4,7 +4,7 @@ For each stage (found by its folder, like every course check), on copies of its 
 ``coursekit lab`` in the fast budget:
 
 - the solution runs top to bottom, cell by cell, with no error and no stderr in any cell and no
-  "Error displaying widget"; every explorer's picture changes when one of its menus or sliders is
+  "Error displaying widget"; every progress bar stays on one line; every explorer's picture changes when one of its menus or sliders is
   changed; after a save from the browser, a kernel shutdown and a reopen, every explorer still shows;
 - the release, with its stubs in place, run cell by cell going on after errors: every test cell shows
   a short failure (at most three lines) saying the exercise is not answered yet, and no cell outside
@@ -17,6 +17,7 @@ Screenshots go to ``browser-screenshots/<stage>/`` (``COURSEKIT_SCREENSHOTS`` mo
 
 from __future__ import annotations
 
+import re
 import shutil
 import time
 
@@ -83,6 +84,10 @@ def test_the_solution_in_a_browser(lab, stage):
         seconds = notebook.run_all_one_by_one()
         page.screenshot(path=folder / "solution-end.png")
         assert notebook.widget_errors() == 0, f"{stage}: a widget shows 'Error displaying widget'"
+        bars = notebook.panel.locator(".jp-OutputArea-output pre", has_text=re.compile(r"\d+%\|"))
+        for k in range(bars.count()):  # with the file browser open, as in these screenshots
+            browser.reveal(bars.nth(k))
+            assert browser.line_count(bars.nth(k)) == 1, f"{stage}: a progress bar takes more than one line"
 
         explorers = notebook.explorers()
         count = explorers.count()

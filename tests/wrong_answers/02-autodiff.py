@@ -21,6 +21,10 @@ WRONG = {
             ('        dW += x.T @ dA',
              '        dW += x @ dA'),
         ],
+        'dW transposed, (K, D) added to a (D, K) gradient': [
+            ('        dW += x.T @ dA',
+             '        dW += dA.T @ x'),
+        ],
         'db summed over the wrong axis': [
             ('        db += dA.sum(axis=0)',
              '        db += dA.sum(axis=1)'),
