@@ -774,3 +774,29 @@ def test_a_back_that_adds_a_wrongly_shaped_gradient_fails_in_one_line_naming_it(
         dX += dA @ w  # a matmul that cannot run: no gradient's shape in numpy's message
     with pytest.raises(CheckFailed, match="a gradient of the wrong shape.*inputs X \\(6, 3\\), W \\(3, 4\\)"):
         grading.node_gradients(_affine_with(mismatched), (X, (W, b)), dA, names=("X", "W", "b"))
+
+
+def test_a_back_that_changes_dout_in_place_fails_and_a_correct_one_passes():
+    from coursekit.nets.autodiff import node, value
+
+    def relu_with(rule):
+        def relu(A):
+            Z = np.maximum(0.0, value(A))
+            return node(Z, lambda dZ, dA: rule(Z, dZ, dA), (A,))
+        return relu
+
+    def in_place(Z, dZ, dA):
+        dZ[Z <= 0] = 0  # right values for this node, but dZ may be another node's gradient too
+        dA += dZ
+
+    def correct(Z, dZ, dA):
+        dA += dZ * (Z > 0)
+
+    rng = np.random.default_rng(3)
+    A, dZ = rng.normal(size=(4, 3)), rng.normal(size=(4, 3))
+    with pytest.raises(CheckFailed, match="in place"):
+        grading.node_gradients(relu_with(in_place), (A,), dZ)
+    (got,) = grading.node_gradients(relu_with(correct), (A,), dZ)
+    torch_A = torch.tensor(A, requires_grad=True)
+    torch.relu(torch_A).backward(torch.tensor(dZ))
+    assert np.allclose(got, torch_A.grad.numpy(), rtol=0, atol=1e-15)

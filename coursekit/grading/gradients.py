@@ -60,7 +60,8 @@ def node_gradients(op, inputs, d_out, *, constants=(), prefill: float | None = N
     Positions listed in ``constants`` are passed as plain arrays. Nested tuples are kept (``affine``
     takes ``(X, (W, b))``). With ``prefill``, every input's gradient starts at that constant, as if an
     earlier node had already contributed: a ``back`` that assigns instead of adding loses it.
-    ``names`` names the inputs that get a gradient, in order (default: from ``op``'s parameters,
+    ``back`` must leave the gradient arriving from above as it was (a node may share that array with
+    another). ``names`` names the inputs that get a gradient, in order (default: from ``op``'s parameters,
     ``U[0]`` for the first item of a tuple ``U``): a ``back`` that fails on a shape fails the check
     with one line naming the input whose gradient has the wrong shape, and the shapes involved.
     """
@@ -92,10 +93,14 @@ def node_gradients(op, inputs, d_out, *, constants=(), prefill: float | None = N
     check(isinstance(out, autodiff.Node), f"the operation should return a node; it returned {type(out).__name__}")
     out.slot.clear()
     out.slot += np.asarray(d_out, dtype=np.float64)
+    arriving = np.array(out.grad, dtype=np.float64)
     try:
         out.back()
     except ValueError as err:  # numpy's shape errors: name the gradient, not the engine's frames
         raise CheckFailed(_shape_error(err, params, labels, np.shape(d_out))) from None
+    check(np.array_equal(np.asarray(out.grad, dtype=np.float64), arriving),
+          "back changed the gradient arriving from above (dOut) in place: another node may share that "
+          "array, so compute a new one (dA += dZ * mask) instead of masking dZ itself")
     return [p.grad for p in params]
 
 

@@ -75,9 +75,10 @@ class LeNet5(nn.Module):
     """LeNet-5 (LeCun et al. 1998) on 28x28 digits padded to the paper's 32x32 input.
 
     C1 6@28x28 (5x5) -> S2 6@14x14 -> C3 16@10x10 (5x5; the paper's partial connection table if
-    ``partial``) -> S4 16@5x5 -> C5 120 (5x5) -> F6 84 -> 10 outputs. Squashing is tanh as in the
-    paper; the paper's Gaussian (RBF) output layer is replaced by a linear layer and softmax
-    cross-entropy, as every modern re-implementation does.
+    ``partial``) -> S4 16@5x5 -> C5 120 (5x5) -> F6 84 -> 10 outputs. Squashing is plain tanh after
+    C1, C3, C5 and F6 (the paper squashes with 1.7159 tanh(2a/3), after the sub-sampling layers too);
+    the paper's Gaussian (RBF) output layer is replaced by a linear layer and softmax cross-entropy,
+    as every modern re-implementation does.
     """
 
     def __init__(self, partial: bool = False):

@@ -550,12 +550,12 @@ if not coursekit.under_grading():
 #
 # | layer | what it does | output |
 # |---|---|---|
-# | C1 | 6 convolutions $5\times5$ | 6@28x28 |
-# | S2 | sub-sampling: the sum of each $2\times2$ block times a trainable coefficient, plus a trainable bias, per map; tanh | 6@14x14 |
-# | C3 | 16 convolutions $5\times5$, each reading only some S2 maps (the paper's Table I) | 16@10x10 |
+# | C1 | 6 convolutions $5\times5$; tanh | 6@28x28 |
+# | S2 | sub-sampling: the sum of each $2\times2$ block times a trainable coefficient, plus a trainable bias, per map | 6@14x14 |
+# | C3 | 16 convolutions $5\times5$, each reading only some S2 maps (the paper's Table I); tanh | 16@10x10 |
 # | S4 | sub-sampling as S2 | 16@5x5 |
-# | C5 | 120 convolutions $5\times5$ over all 16 maps | 120@1x1 |
-# | F6 | fully connected, tanh | 84 |
+# | C5 | 120 convolutions $5\times5$ over all 16 maps; tanh | 120@1x1 |
+# | F6 | fully connected; tanh | 84 |
 # | output | one unit per class | 10 |
 #
 # "Sub-sampling gradually introduces translation, scale and distortion invariance." A convolution with a $k\times k$
@@ -592,11 +592,11 @@ def lenet_shapes(size=32):
 with own_work(*LAYERS, stage=4, what="lenet_shapes"):
     paper_shapes = lenet_shapes(32)
 check(
-    isinstance(paper_shapes, dict) and list(paper_shapes) == ["C1", "S2", "C3", "S4", "C5"],
-    "lenet_shapes must return a dict with the keys C1, S2, C3, S4, C5 in that order",
+    isinstance(paper_shapes, dict) and set(paper_shapes) == {"C1", "S2", "C3", "S4", "C5"},
+    "lenet_shapes must return a dict with the keys C1, S2, C3, S4, C5",
 )
 check(
-    paper_shapes
+    {name: tuple(shape) for name, shape in paper_shapes.items()}
     == {
         "C1": (6, 28, 28),
         "S2": (6, 14, 14),
@@ -622,7 +622,8 @@ for size in (36, 33, 45):
         expected[name] = tuple(x.shape[1:])
     with own_work(*LAYERS, stage=4, what="lenet_shapes"):
         found = lenet_shapes(size)
-    check(found == expected, f"lenet_shapes({size})")
+    check(isinstance(found, dict) and {name: tuple(shape) for name, shape in found.items()} == expected,
+          f"lenet_shapes({size})")
 ### END HIDDEN TESTS
 
 # %% [markdown]
@@ -718,9 +719,12 @@ check(
 )
 
 # %% [markdown]
-# Train LeNet-5 with the paper's connection table (tanh squashing, trainable sub-sampling; Adam instead of the
-# paper's stochastic diagonal Levenberg-Marquardt), look at its six C1 filters, its confusion matrix and the digits
-# it still gets wrong. The paper reports 0.95% test error without distortions, after 20 passes over the data.
+# Train LeNet-5 with the paper's connection table (trainable sub-sampling; Adam instead of the paper's stochastic
+# diagonal Levenberg-Marquardt), look at its six C1 filters, its confusion matrix and the digits it still gets
+# wrong. Two simplifications: the squashing is plain $\tanh$ after C1, C3, C5 and F6, where the paper uses
+# $f(a) = 1.7159 \tanh(2a/3)$ after every layer, the sub-sampling ones included; and a linear output layer with
+# softmax cross-entropy replaces the paper's Gaussian (RBF) units. The paper reports 0.95% test error without
+# distortions (its Figure 5: the test error levels off after about 10 of its 20 passes over the data).
 
 # %% nbgrader={"grade": false, "grade_id": "lenet-train", "locked": true, "schema_version": 3, "solution": false, "task": false}
 lenet, lenet_history = train(

@@ -188,6 +188,15 @@ def wrong_answers(stage: str) -> dict[str, dict[str, str]]:
             for gid, answers in module.WRONG.items()}
 
 
+def valid_answers(stage: str) -> dict[str, dict[str, str]]:
+    """grade_id -> {how it differs: the whole answer cell} for the valid answers written another way
+    (``VALID``, optional, in the format of ``WRONG``)."""
+    module = load_wrong_answers(stage)
+    solved = solution_answers(stage)
+    return {gid: {label: apply_edits(solved[gid], edits, f"{stage} {gid} ({label})") for label, edits in answers.items()}
+            for gid, answers in getattr(module, "VALID", {}).items()}
+
+
 # A lookup table of the visible cases (docs/ANATOMY.md §3): the answer's functions wrapped so that, while
 # the visible tests run, each call's result is recorded under its arguments; afterwards a call returns
 # the recorded result for the same arguments, and for any other arguments the last one recorded.

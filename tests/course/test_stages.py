@@ -135,6 +135,18 @@ def test_wrong_and_delegating_answers_fail(session):
     assert not passed, "these wrong answers pass every test cell of their exercise:\n" + "\n".join(passed)
 
 
+def test_valid_answers_written_another_way_pass(session):
+    stage, s = session
+    by_id = {ex.grade_id: ex for ex in course.exercises(s.nb)}
+    failing = []
+    for grade_id, answers in support.valid_answers(stage).items():
+        for label, source in answers.items():
+            answer_failure, failures = s.try_answer(by_id[grade_id], source)
+            if answer_failure or failures:
+                failing.append(f"{grade_id}: {label}: {answer_failure or failures}")
+    assert not failing, "these valid answers lose points:\n" + "\n".join(failing)
+
+
 def test_a_lookup_table_of_the_visible_cases_fails_every_exercise(session):
     # every exercise has hidden inputs: its answer, recorded on the visible tests and replayed, fails
     stage, s = session

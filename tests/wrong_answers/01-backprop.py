@@ -47,6 +47,10 @@ WRONG = {
         ],
     },
     'softmax-impl': {
+        "the maximum of the whole array subtracted, not each row's (nan for a row far below another)": [
+            ('    E = np.exp(A - A.max(axis=1, keepdims=True))',
+             '    E = np.exp(A - A.max())'),
+        ],
         'a lookup table of the visible extreme case, no maximum subtracted elsewhere': [
             ("""\
     A = np.asarray(A, dtype=np.float64)
@@ -115,6 +119,10 @@ WRONG = {
         ],
     },
     'cross-entropy-grad-impl': {
+        'its own softmax, with no maximum subtracted (overflows for large activations)': [
+            ('    return (softmax(A) - T) / np.shape(A)[0]',
+             '    E = np.exp(A)\n    return (E / E.sum(axis=1, keepdims=True) - T) / np.shape(A)[0]'),
+        ],
         'the 1/N forgotten': [
             ('    return (softmax(A) - T) / np.shape(A)[0]',
              '    return softmax(A) - T'),
@@ -129,6 +137,10 @@ WRONG = {
         ],
     },
     'forward-impl': {
+        'Y by exp(A2) / sum, with no maximum subtracted (overflows for large activations)': [
+            ('    Y = softmax(A2)',
+             '    Y = np.exp(A2) / np.exp(A2).sum(axis=1, keepdims=True)'),
+        ],
         'weight decay without the 1/2': [
             ("""\
     Y = softmax(A2)

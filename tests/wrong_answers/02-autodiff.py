@@ -3,6 +3,10 @@ answer for each (the format: docs/ANATOMY.md §4)."""
 
 WRONG = {
     'relu-back': {
+        'masks dOut in place (corrupts the gradient of another node that shares it)': [
+            ('        dA += dZ * (Z > 0)',
+             '        dZ[Z <= 0] = 0\n        dA += dZ'),
+        ],
         '= instead of +=: rebinds the name, contributes nothing': [
             ('        dA += dZ * (Z > 0)',
              '        dA = dZ * (Z > 0)'),

@@ -75,6 +75,20 @@ WRONG = {
         ],
     },
     'conv2d-impl': {
+        'a double loop over the output pixels': [
+            ("""\
+    out = np.zeros((H, W))
+    for u in range(kh):
+        for v in range(kw):
+            out += k[u, v] * x[u : u + H, v : v + W]
+""",
+             """\
+    out = np.zeros((H, W))
+    for i in range(H):
+        for j in range(W):
+            out[i, j] = (k * x[i : i + kh, j : j + kw]).sum()
+"""),
+        ],
         'correlation: the kernel not flipped': [
             ('    x, k = np.asarray(image, dtype=float), np.asarray(kernel, dtype=float)[::-1, ::-1]',
              '    x, k = np.asarray(image, dtype=float), np.asarray(kernel, dtype=float)'),
@@ -129,6 +143,18 @@ def conv2d(image, kernel):
         ],
     },
     'conv-forward-impl': {
+        'a loop over output rows, one einsum per row (few lines on a small input)': [
+            ("""\
+    cols = windows.transpose(0, 2, 3, 1, 4, 5).reshape(N * Ho * Wo, C * kh * kw)
+    out = (cols @ w.reshape(F, -1).T + b).reshape(N, Ho, Wo, F).transpose(0, 3, 1, 2)
+""",
+             """\
+    cols = windows.transpose(0, 2, 3, 1, 4, 5).reshape(N * Ho * Wo, C * kh * kw)
+    out = np.empty((N, F, Ho, Wo))
+    for i in range(Ho):
+        out[:, :, i, :] = np.einsum("ncwuv,fcuv->nfw", windows[:, :, i], w) + b[None, :, None]
+"""),
+        ],
         'a true convolution: the filters flipped': [
             ('    F, _, kh, kw = w.shape',
              """\

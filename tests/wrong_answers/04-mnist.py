@@ -230,3 +230,16 @@ NO_INPUTS = {"lenet-parameters-impl": "it counts the parameters of one fixed arc
 # Test cells without hidden inputs, each with why: every other test cell checks values on hidden random
 # inputs too (the course checks enforce it).
 VISIBLE_ONLY = {'lenet-parameters-tests': 'it checks the parameter counts of one fixed architecture: no inputs to vary'}
+
+
+# Valid answers written another way: each must pass every test cell of its exercise.
+VALID = {
+    "lenet-shapes-impl": {
+        "the keys in another order": [
+            ("    return shapes", "    return dict(reversed(list(shapes.items())))"),
+        ],
+        "the shapes as lists": [
+            ("    return shapes", "    return {name: list(shape) for name, shape in shapes.items()}"),
+        ],
+    },
+}
