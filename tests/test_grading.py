@@ -800,3 +800,34 @@ def test_a_back_that_changes_dout_in_place_fails_and_a_correct_one_passes():
     torch_A = torch.tensor(A, requires_grad=True)
     torch.relu(torch_A).backward(torch.tensor(dZ))
     assert np.allclose(got, torch_A.grad.numpy(), rtol=0, atol=1e-15)
+
+
+def test_block_order_records_the_back_rules_a_block_runs_and_refuses_non_blocks():
+    from coursekit.nets import ops
+    from coursekit.nets.autodiff import Param, block
+
+    rng = np.random.default_rng(4)
+    T = np.eye(3)[[0, 2, 1, 1]]
+
+    def inputs():
+        return Param(rng.normal(size=(4, 3)), "A"), (Param(rng.normal(size=(2, 3)), "W1"),)
+
+    def loss(A, W, back_order=None, named=True, as_block=True):
+        D, R = ops.entropy(A, T), ops.decay(W, 0.1)
+        L = ops.add((D, R))
+        if not as_block:
+            return L
+        back = None if back_order is None else (lambda: [n.back() for n in back_order(L, R, D)])
+        return block(L, (A, T, W) if named else (), back)
+
+    A, W = inputs()
+    assert grading.block_order(loss(A, W, lambda L, R, D: (L, D, R)), (A, T, W), "loss") == ["add", "entropy", "decay"]
+    for kind, message in (({"back_order": None}, "passes no back"), ({"named": False}, "does not name"),
+                          ({"as_block": False}, "should return block")):
+        A, W = inputs()
+        with pytest.raises(CheckFailed, match=message):
+            grading.block_order(loss(A, W, **{"back_order": lambda L, R, D: (L, R, D), **kind}), (A, T, W), "loss")
+    A, W = inputs()
+    L = loss(A, W, lambda L, R, D: (L, R, D))
+    grading.block_order(L, (A, T, W), "loss")
+    assert all("back" not in vars(n) for n in L.inner)  # the recorders are gone

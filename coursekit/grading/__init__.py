@@ -22,6 +22,7 @@ from coursekit.grading.checks import (
 )
 from coursekit.grading.demos import demo, yours_or
 from coursekit.grading.gradients import (
+    block_order,
     check_gradient,
     check_gradients,
     node_gradients,
@@ -42,7 +43,7 @@ from coursekit.grading.sandbox import (
 from coursekit.grading.tracing import python_lines
 
 __all__ = [
-    "DEFAULT_TIME_LIMIT", "CheckFailed", "GradingTimeout", "NotAnswered", "as_array", "blocked", "check",
+    "DEFAULT_TIME_LIMIT", "CheckFailed", "GradingTimeout", "NotAnswered", "as_array", "block_order", "blocked", "check",
     "check_close", "check_finite", "check_gradient", "check_gradients", "check_shape", "demo",
     "library_modules", "node_gradients", "numeric_gradient", "own_work", "pieces_of_stage", "python_lines",
     "rel_error", "scaled_error", "stage_number", "time_limit", "time_limit_seconds", "torch_gradients",

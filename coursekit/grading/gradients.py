@@ -151,3 +151,39 @@ def check_gradients(actual: list, expected: list, names: list[str], *, tol: floa
     for got, want, name in zip(actual, expected, names):
         check(got is not None, f"{name} received no gradient: did back add (+=) a contribution to it?")
         check_close(got, want, name, tol=tol)
+
+
+def block_order(out, inputs, name: str) -> list[str]:
+    """Check that ``out`` is a :func:`coursekit.nets.autodiff.block` over exactly ``inputs`` (the same
+    objects, in the same nesting) with a ``back`` of its own; run that ``back`` once, from a gradient of
+    ones, and return the operations whose ``back`` it called, in the order it called them."""
+    from coursekit.nets import autodiff
+
+    check(isinstance(out, autodiff.Block),
+          f"{name} should return block(out, inputs, back), not a {type(out).__name__}: the exercise is the block")
+
+    def leaves(x):
+        return [y for item in x for y in leaves(item)] if isinstance(x, tuple) else [x]
+
+    given, kept = leaves(inputs), leaves(out.inputs)
+    check(len(given) == len(kept) and all(a is b for a, b in zip(given, kept)),
+          f"{name}'s block does not name the inputs it received (it names {len(kept)} values, {name} got "
+          f"{len(given)}): block(out, inputs, back) with {name}'s own inputs")
+    check(not out._block_back.__qualname__.startswith(f"{autodiff.Block.__name__}."),
+          f"{name} passes no back to block, so the engine's default order runs: write the back that calls "
+          f"the nodes' back rules in reverse order")
+    ran = []
+    for inner in out.inner:
+        def recorded(*args, _inner=inner, _back=inner.back):
+            ran.append(_inner.op)
+            return _back(*args)
+        inner.back = recorded  # an instance attribute: the method stays as it is
+    try:
+        out.zero_grad()
+        out.slot.clear()
+        out.slot += np.ones(np.shape(out.value))
+        out.back()
+    finally:
+        for inner in out.inner:
+            del inner.back
+    return ran

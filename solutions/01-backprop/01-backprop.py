@@ -70,7 +70,9 @@ print(BUDGET)
 # ### Exercise 1.1 — a stable sigmoid
 # Write `sigmoid(a)` for a numpy array `a` of any shape, returning an array of the same shape.
 # It must give `0` for `a = -1000` and `1` for `a = 1000` **without any overflow warning**.
-# Hint: for $a < 0$, write $\sigma(a) = \frac{e^{a}}{1 + e^{a}}$, where $e^{a} < 1$.
+# Hint: for $a < 0$, write $\sigma(a) = \frac{e^{a}}{1 + e^{a}}$, where $e^{a} < 1$. Careful with `np.where(c, x, y)`:
+# numpy computes both `x` and `y` for every entry before choosing, so each of them must be safe for every `a`
+# (`np.exp(-np.abs(a))` is at most 1 everywhere).
 
 # %% nbgrader={"grade": false, "grade_id": "sigmoid-impl", "locked": false, "schema_version": 3, "solution": true, "task": false}
 def sigmoid(a):

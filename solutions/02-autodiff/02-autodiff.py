@@ -49,7 +49,7 @@ from coursekit.data import samples
 from coursekit.explore import plots
 from coursekit.nets import backprop
 from coursekit.nets.autodiff import Param, backward, block, node, value
-from coursekit.grading import check, check_close, check_gradients, node_gradients, own_work, torch_gradients
+from coursekit.grading import block_order, check, check_close, check_gradients, node_gradients, own_work, torch_gradients
 
 BUDGET = coursekit.budget()  # "fast" under the autograder and in CI, "full" otherwise
 coursekit.seed_everything(0)
@@ -64,7 +64,9 @@ print(BUDGET)
 # ## 1. Nodes
 #
 # ### Exercise 1.1 — relu
-# The forward value is given; write `back`: add `dZ * (Z > 0)` to the gradient of `A`.
+# The forward value is given; write `back`: add `dZ * (Z > 0)` to the gradient of `A`. **Never modify `dZ` (the
+# gradient from above) in place**: the engine may hand the same array to another node (`add` passes its `dOut` to
+# every input), so `dZ[Z <= 0] = 0` would corrupt that node's gradient. Compute a new array, as above.
 
 # %% nbgrader={"grade": false, "grade_id": "relu-back", "locked": false, "schema_version": 3, "solution": true, "task": false}
 def relu(A):
@@ -382,6 +384,12 @@ with own_work(*LIBRARY, stage=2, what="the loss block"):
     got = node_gradients(lambda A, W: loss(A, T_l5, W, 0.2), (A_l, (P_l["W1"], P_l["W2"])), 1.0)
 expected = torch_gradients(lambda A, W: torch_loss(A, torch.tensor(T_l5), W, 0.2), (A_l, (P_l["W1"], P_l["W2"])), 1.0)
 check_gradients(got, expected, ["dA", "dW1", "dW2"])
+# It is a block over its own inputs, and its back runs add's back first (then decay's and entropy's, in either order).
+with own_work(*LIBRARY, stage=2, what="the loss block"):
+    A_o, W_o = Param(A_l, "A"), (Param(P_l["W1"], "W1"), Param(P_l["W2"], "W2"))
+    order = block_order(loss(A_o, T_l5, W_o, 0.2), (A_o, T_l5, W_o), "loss")
+check(order[:1] == ["add"] and sorted(order[1:]) == ["decay", "entropy"],
+      f"loss's back ran the nodes' back rules in the order {order}: add's first, then decay's and entropy's")
 ### BEGIN HIDDEN TESTS
 X_lb, _, P_lb = make_problem(45, N=7, D=3, H=4, K=2)
 A_lb = X_lb @ P_lb["W1"]  # (7, 4) activations, 4 classes
@@ -426,6 +434,12 @@ with own_work(*LIBRARY, stage=2, what="the model block"):
 check_close(value(A2_m), torch_model(torch.tensor(X_m), tuple(tuple(torch.tensor(p) for p in u) for u in U_m)).numpy(),
             "the value of model(X, U)", tol=1e-12)
 check_gradients(got, torch_gradients(torch_model, (X_m, U_m), dA2_m), ["dX", "dW1", "db1", "dW2", "db2"])
+# A block over its own inputs, whose back runs the second affine's, relu's, then the first affine's back.
+with own_work(*LIBRARY, stage=2, what="the model block"):
+    X_o, U_o = Param(X_m, "X"), tuple(tuple(Param(p, "p") for p in u) for u in U_m)
+    order = block_order(model(X_o, U_o), (X_o, U_o), "model")
+check(order == ["affine", "relu", "affine"],
+      f"model's back ran the nodes' back rules in the order {order}: the last node's first, back to the first")
 ### BEGIN HIDDEN TESTS
 X_mh, _, P_mh = make_problem(44, N=5, D=3, H=4, K=2)
 U_mh = ((P_mh["W1"], P_mh["b1"]), (P_mh["W2"], P_mh["b2"]))

@@ -3,6 +3,15 @@ answer for each (the format: docs/ANATOMY.md §4)."""
 
 WRONG = {
     'sigmoid-impl': {
+        'np.where over two formulas, each computed everywhere (exp overflows in the one not chosen)': [
+            ("""\
+    e = np.exp(-np.abs(a))  # in (0, 1]: cannot overflow
+    return np.where(a >= 0, 1.0 / (1.0 + e), e / (1.0 + e))
+""",
+             """\
+    return np.where(a >= 0, 1.0 / (1.0 + np.exp(-a)), np.exp(a) / (1.0 + np.exp(a)))
+"""),
+        ],
         'a lookup table of the visible extreme case, the textbook formula elsewhere': [
             ("""\
     e = np.exp(-np.abs(a))  # in (0, 1]: cannot overflow

@@ -99,6 +99,18 @@ WRONG = {
         ],
     },
     'loss-block': {
+        "no back of its own: the engine's default order": [
+            ('    return block(L, (A, T, W), back)',
+             '    return block(L, (A, T, W))'),
+        ],
+        'the block without its inputs': [
+            ('    return block(L, (A, T, W), back)',
+             '    return block(L, (), back)'),
+        ],
+        'the add node returned, no block': [
+            ('    return block(L, (A, T, W), back)',
+             '    return L'),
+        ],
         'back in forward order': [
             ('    def back():',
              """\
@@ -132,6 +144,14 @@ WRONG = {
         ],
     },
     'model-block': {
+        "no back of its own: the engine's default order": [
+            ('    return block(A2, (X, U), back)',
+             '    return block(A2, (X, U))'),
+        ],
+        'the block without its inputs': [
+            ('    return block(A2, (X, U), back)',
+             '    return block(A2, (), back)'),
+        ],
         'back in forward order': [
             ('    def back():',
              """\
