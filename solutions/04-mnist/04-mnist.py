@@ -501,6 +501,36 @@ check(
     "are training and test images shuffled with the same permutation?",
 )
 check(cnn_loss > fc_loss, "shuffling should cost the CNN more than the FC net")
+check(
+    results["CNN", "shuffled"] <= results["FC", "shuffled"],
+    "the lecture's claim: on shuffled pixels the CNN is no better than the FC net",
+)
+
+# %% [markdown]
+# What did the fully connected nets learn? Each hidden unit has one weight per pixel: shown as a 28×28 image, the
+# first-layer weights of the net trained on real digits are blobs and strokes over the digit area. The net trained
+# on shuffled pixels learned weights for the shuffled positions; put back in their original places (the weight on
+# shuffled pixel $j$ belongs to original pixel `permutation[j]`), they show the same kind of structure. It
+# could learn the same function, because it never relied on which pixels are neighbours: it has to learn
+# everything about the images from the data, the "more than required" of the lecture.
+
+# %% nbgrader={"grade": false, "grade_id": "fc-weights-demo", "locked": true, "schema_version": 3, "solution": false, "task": false}
+def first_layer(net):
+    """The first linear layer's weights (hidden, 784) of a fully connected net."""
+    return next(m for m in net.modules() if isinstance(m, torch.nn.Linear)).weight.detach().cpu()
+
+
+unpermuted = torch.empty_like(first_layer(fc_shuffled))
+unpermuted[:, permutation.cpu()] = first_layer(fc_shuffled)  # the weight on shuffled pixel j goes to pixel permutation[j]
+plots.show(
+    plots.image_grid(
+        torch.cat([first_layer(fc)[:8], unpermuted[:8]]).reshape(16, 28, 28),
+        ncols=8,
+        size=0.9,
+        symmetric=True,
+        suptitle="8 hidden units' weights: real digits (top); shuffled, put back in place (bottom)",
+    )
+)
 
 # %% [markdown] nbgrader={"grade": true, "grade_id": "shuffle-question", "locked": false, "points": 2, "schema_version": 3, "solution": true, "task": false}
 # **Question (2 points).** Why does shuffling the pixels leave the fully connected net's accuracy unchanged (up to the
