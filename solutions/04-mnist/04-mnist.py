@@ -773,6 +773,27 @@ plots.show(
 show_errors(training.predict(lenet, test_images), "LeNet-5")
 
 # %% [markdown]
+# What LeNet-5's first two layers make of one test digit: the six C1 feature maps ($28\times28$, after the squashing)
+# and the six S2 maps ($14\times14$), each S2 map the sub-sampled version of the C1 map above it.
+
+# %% nbgrader={"grade": false, "grade_id": "lenet-maps-demo", "locked": true, "schema_version": 3, "solution": false, "task": false}
+with torch.no_grad():
+    digit = training.prepare(test_images[:1])
+    c1_maps = torch.tanh(lenet.c1(torch.nn.functional.pad(digit, (2, 2, 2, 2))))[0]
+    s2_maps = lenet.s2(c1_maps[None])[0]
+plots.show(plots.image_grid(test_images[:1], [f"test digit, label {int(test_labels[0])}"], ncols=1, size=1.3))
+plots.show(
+    plots.image_grid(
+        torch.cat([c1_maps, torch.nn.functional.interpolate(s2_maps[None], scale_factor=2.0)[0]]),
+        [f"C1 map {k}" for k in range(6)] + [f"S2 map {k}" for k in range(6)],
+        ncols=6,
+        size=1.2,
+        symmetric=True,
+        suptitle="C1 (28x28, top) and S2 (14x14, drawn at the same size, bottom)",
+    )
+)
+
+# %% [markdown]
 # ## Summary
 #
 # - The fully connected net reaches a few percent of test error but is blind to the image structure: a fixed
