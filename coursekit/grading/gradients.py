@@ -112,10 +112,10 @@ def _shape_error(err: ValueError, params, labels, d_out_shape) -> str:
     to, when the error shows that gradient's shape and no other input has it, and every shape."""
     shapes = {tuple(int(n) for n in m.group(1).replace(" ", "").split(",") if n) if m.group(1) else ()
               for m in _SHAPES.finditer(str(err))}
-    owners = [label for label, p in zip(labels, params) if tuple(p.shape) in shapes]
+    owners = [f"{label} {tuple(p.shape)}" for label, p in zip(labels, params) if tuple(p.shape) in shapes]
     given = ", ".join(f"{label} {tuple(p.shape)}" for label, p in zip(labels, params))
-    lead = (f"the gradient of {owners[0]} {tuple(params[labels.index(owners[0])].shape)} gets a contribution of "
-            f"another shape" if len(owners) == 1 else "a gradient of the wrong shape")
+    lead = (f"the gradient of {owners[0]} gets a contribution of another shape" if len(owners) == 1
+            else "a gradient of the wrong shape")
     return (f"back failed on {lead}: each gradient must have the shape of its input (inputs {given}; "
             f"gradient from above {tuple(d_out_shape)}); numpy said: {err}")
 

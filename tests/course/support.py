@@ -179,22 +179,24 @@ def solution_answers(stage: str) -> dict[str, str]:
     return {course.nbgrader_meta(c)["grade_id"]: strip_markers(c.source) for c in nb.cells if course.is_answer(c)}
 
 
-def wrong_answers(stage: str) -> dict[str, dict[str, str]]:
-    """grade_id -> {mistake: the whole answer cell}, each made by applying that mistake's edits to the
-    solution; raises :class:`StaleEdit` for an edit whose lines the solution no longer has."""
-    module = load_wrong_answers(stage)
+def _edited_answers(stage: str, register: str) -> dict[str, dict[str, str]]:
+    """grade_id -> {label: the whole answer cell} for a register of edits (``WRONG``, ``VALID``) of the
+    stage's module; raises :class:`StaleEdit` for an edit whose lines the solution no longer has."""
     solved = solution_answers(stage)
     return {gid: {label: apply_edits(solved[gid], edits, f"{stage} {gid} ({label})") for label, edits in answers.items()}
-            for gid, answers in module.WRONG.items()}
+            for gid, answers in getattr(load_wrong_answers(stage), register, {}).items()}
+
+
+def wrong_answers(stage: str) -> dict[str, dict[str, str]]:
+    """grade_id -> {mistake: the whole answer cell}, each made by applying that mistake's edits to the
+    solution."""
+    return _edited_answers(stage, "WRONG")
 
 
 def valid_answers(stage: str) -> dict[str, dict[str, str]]:
     """grade_id -> {how it differs: the whole answer cell} for the valid answers written another way
     (``VALID``, optional, in the format of ``WRONG``)."""
-    module = load_wrong_answers(stage)
-    solved = solution_answers(stage)
-    return {gid: {label: apply_edits(solved[gid], edits, f"{stage} {gid} ({label})") for label, edits in answers.items()}
-            for gid, answers in getattr(module, "VALID", {}).items()}
+    return _edited_answers(stage, "VALID")
 
 
 # A lookup table of the visible cases (docs/ANATOMY.md §3): the answer's functions wrapped so that, while

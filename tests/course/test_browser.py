@@ -155,9 +155,9 @@ def test_the_release_with_its_stubs_in_a_browser(lab, stage):
         for i, cell in enumerate(notebook.nb.cells):
             if cell.cell_type != "code":
                 continue
-            meta = cell.metadata.get("nbgrader", {})
+            meta = course.nbgrader_meta(cell)
             lines = browser.error_lines(cell)
-            if meta.get("grade") and not meta.get("solution"):
+            if course.is_test(cell):
                 first_test = i if first_test is None else first_test
                 if lines is None:
                     problems.append(f"test cell {i} ({meta['grade_id']}) passes with the stubs in place")
