@@ -319,8 +319,61 @@ check_gradients([P_three.grad], [3 * dS_three], ["dP for S = P + P + P"])
 # In `coursekit.nets.autodiff`, a block also names its inputs, `block(out, inputs, back)`, and `back` takes no
 # arguments (each node remembers its inputs, so `Z.back()` is enough; `Z.back(A1)` also works and checks them).
 #
+# **The short form.** The lecture first writes the loss block in one line, with no `back` at all:
+#
+# ```python
+# def loss(A, T, W):
+#     L = entropy(A, T) + decay(W)
+#     return block(L)
+# ```
+#
+# Here that reads `block(add((entropy(A, T), decay(W, lam))), (A, T, W))`. The `+` is spelled `add((D, R))`:
+# graph values refuse arithmetic (`D + R` raises a `TypeError` that says so), so that every node of the graph is
+# one whose `back` you wrote. A block given no `back` gets the engine's default: it runs its inner nodes' `back`
+# rules in reverse order of creation, which is right for any block whose nodes were created in forward order. The
+# long form writes that order out, and that order is what the two exercises below are about: write the `back`.
+#
+# **What the inputs are for.** They are the block's boundary. The block's inner nodes are found by walking back
+# from `out` and stopping at its inputs (its default back runs exactly those, and the graph viewer draws them as
+# one box); and `backward` sees the block as one node whose parents are its inputs, so that everything before the
+# block runs after it, in the graph's order, once all of its gradient has arrived. Leave them out,
+# `block(L, ())`, and the walk goes on past `A` into the model that computed it: the loss block claims the model's
+# nodes and runs their `back` when the loss's own contribution has arrived, whether or not all of `A`'s gradient
+# has. With one loss on `A` that happens to give the right numbers; add a second loss on the same activations (an
+# auxiliary loss, as some networks have) and the model's `back` runs too early, with a partial gradient, and again
+# later: the gradients are wrong. The cell below shows it with coursekit's reference nodes.
+
+# %% nbgrader={"grade": false, "grade_id": "block-inputs-demo", "locked": true, "schema_version": 3, "solution": false, "task": false}
+from coursekit.nets import ops  # the reference nodes: this cell works before your answers do
+
+
+def loss_short(A, T, W, lam, inputs):
+    """The lecture's short form of the loss block, with the default back, over the given inputs."""
+    return block(ops.add((ops.entropy(A, T), ops.decay(W, lam))), inputs)
+
+
+g_demo = np.random.default_rng(7)
+X_demo, T_demo, T_other = g_demo.normal(size=(6, 2)), np.eye(3)[g_demo.integers(0, 3, size=6)], np.eye(3)[[0, 1, 2] * 2]
+start_demo = {"W1": g_demo.normal(size=(2, 4)), "b1": g_demo.normal(size=4), "W2": g_demo.normal(size=(4, 3)),
+              "b2": g_demo.normal(size=3)}
+db1_demo = {}
+for bounded in (True, False):
+    P_demo = {k: Param(v, k) for k, v in start_demo.items()}
+    A_demo = ops.model(X_demo, ((P_demo["W1"], P_demo["b1"]), (P_demo["W2"], P_demo["b2"])))
+    W_demo = (P_demo["W1"], P_demo["W2"])
+    L_block = loss_short(A_demo, T_demo, W_demo, 0.1, (A_demo, T_demo, W_demo) if bounded else ())
+    backward(ops.add((L_block, ops.entropy(A_demo, T_other))))  # a second loss on the same activations A
+    db1_demo[bounded] = P_demo["b1"].grad
+    print(f"loss block {'with its inputs (A, T, W)' if bounded else 'with no inputs, block(L, ())'}: "
+          f"inner nodes {', '.join(n.op for n in L_block.inner)}")
+error_demo = np.abs(db1_demo[False] - db1_demo[True]).max() / np.abs(db1_demo[True]).max()
+print(f"with a second loss on A, the block without inputs gets the gradient of b1 wrong by {error_demo:.0%}")
+
+# %% [markdown]
 # ### Exercise 2.1 — the loss block
-# Write `loss(A, T, W, lam)`: `entropy(A, T) + decay(W, lam)` as a block, from **your** `entropy`, `decay` and `add`.
+# Write `loss(A, T, W, lam)`: `entropy(A, T) + decay(W, lam)` as a block, from **your** `entropy`, `decay` and `add`,
+# with its inputs `(A, T, W)` and a `back` of your own that calls the three nodes' `back` in reverse order (the long
+# form above).
 
 # %% nbgrader={"grade": false, "grade_id": "loss-block", "locked": false, "schema_version": 3, "solution": true, "task": false}
 def loss(A, T, W, lam):
@@ -402,7 +455,8 @@ check_gradients(got, expected, ["dA of a (7, 4) batch", "dW1 with lam = 0.6", "d
 
 # %% [markdown]
 # ### Exercise 2.2 — the model block
-# Write `model(X, U)` with `U = ((W1, b1), (W2, b2))`: `affine → relu → affine` as a block, from your nodes.
+# Write `model(X, U)` with `U = ((W1, b1), (W2, b2))`: `affine → relu → affine` as a block, from your nodes, over
+# its inputs `(X, U)`, with a `back` of your own.
 
 # %% nbgrader={"grade": false, "grade_id": "model-block", "locked": false, "schema_version": 3, "solution": true, "task": false}
 def model(X, U):

@@ -213,3 +213,36 @@ def model(X, U):
 # Test cells without hidden inputs, each with why: every other test cell checks values on hidden random
 # inputs too (the course checks enforce it).
 VISIBLE_ONLY = {'engine-training': 'it checks what a whole training run reaches, not values of given inputs'}
+
+# Correct answers written another way, each of which must pass every test of its exercise.
+VALID = {
+    "loss-block": {
+        "the lecture's back, each node given its inputs": [
+            ("""\
+        L.back()
+        R.back()
+        D.back()""", """\
+        L.back((D, R))
+        R.back(W)
+        D.back(A, T)"""),
+        ],
+        "decay's back before entropy's, the other order the two allow": [
+            ("""\
+        R.back()
+        D.back()""", """\
+        D.back()
+        R.back()"""),
+        ],
+    },
+    "model-block": {
+        "the lecture's back, each node given its inputs": [
+            ("""\
+        A2.back()
+        Z.back()
+        A1.back()""", """\
+        A2.back(Z, U2)
+        Z.back(A1)
+        A1.back(X, U1)"""),
+        ],
+    },
+}
