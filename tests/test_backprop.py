@@ -542,3 +542,100 @@ def test_train_bad_input():
         backprop.train(X, labels, lr=0.0, steps=1)
     with pytest.raises(ValueError, match="X"):
         backprop.train(X[:, 0], labels, steps=1)
+
+
+# -- activation functions h and the linear classifier ------------------------------------------------
+
+
+@pytest.mark.parametrize("h", backprop.ACTIVATIONS)
+@pytest.mark.parametrize("seed", SEEDS)
+def test_loss_and_grads_with_every_activation_match_torch_autograd(h, seed):
+    rng = np.random.default_rng(seed)
+    X = rng.standard_normal((9, 3))
+    T = random_targets(rng, 9, 4)
+    params = random_params(rng, 3, 6, 4)
+    L, grads = backprop.loss_and_grads(X, T, params, 0.2, h=h)
+    reference = torch_two_layer(X, T, params, 0.2, h=h)
+    close(L, reference.loss)
+    for k in backprop.PARAM_NAMES:
+        close(grads[k], reference.grads[k])
+
+
+@pytest.mark.parametrize("h", backprop.ACTIVATIONS)
+def test_each_activation_derivative_from_its_output_matches_autograd(h):
+    a = torch.linspace(-6, 6, 61, dtype=torch.float64, requires_grad=True)
+    getattr(torch, h)(a).sum().backward()
+    act = backprop.activation(h)
+    Z = act.h(a.detach().numpy())
+    close(act.backward(np.ones_like(Z), Z)[a.detach().numpy() != 0], a.grad.numpy()[a.detach().numpy() != 0])
+
+
+def test_the_sigmoid_activation_uses_the_function_it_is_given():
+    calls = []
+
+    def mine(a):
+        calls.append(np.shape(a))
+        return scipy.special.expit(a)
+
+    rng = np.random.default_rng(3)
+    X, T, params = rng.standard_normal((5, 2)), random_targets(rng, 5, 3), random_params(rng, 2, 4, 3)
+    L, _ = backprop.loss_and_grads(X, T, params, 0.0, h=backprop.activation("sigmoid", sigmoid_fn=mine))
+    assert calls == [(5, 4)]
+    close(L, torch_two_layer(X, T, params, 0.0, h="sigmoid").loss)
+
+
+def test_an_unknown_activation_is_refused_by_name():
+    with pytest.raises(ValueError, match=r"h must be one of \('relu', 'tanh', 'sigmoid'\).*'softplus'"):
+        backprop.activation("softplus")
+
+
+def test_train_records_its_activation_and_predicts_with_it():
+    X, labels = spiral(n_per_class=20, seed=1)
+    result = backprop.train(X, labels, hidden=8, steps=30, h="tanh")
+    assert result.h.name == "tanh"
+    np.testing.assert_array_equal(result.predict(X), backprop.predict(X, result.params, "tanh"))
+    assert not np.array_equal(backprop.forward(X, result.params, "tanh")["Z"],
+                              backprop.forward(X, result.params, "relu")["Z"])
+
+
+@pytest.mark.parametrize("seed", SEEDS)
+@pytest.mark.parametrize("lam", (0.0, 0.3))
+def test_linear_loss_and_grads_match_torch_autograd(seed, lam):
+    from coursekit.grading.oracles import torch_linear
+
+    rng = np.random.default_rng(seed)
+    X, T = rng.standard_normal((11, 4)), random_targets(rng, 11, 3)
+    W, b = rng.standard_normal((4, 3)), rng.standard_normal(3)
+    L, dW, db = backprop.linear_loss_and_grads(X, T, W, b, lam)
+    L_t, dW_t, db_t = torch_linear(X, T, W, b, lam)
+    close(L, L_t)
+    close(dW, dW_t)
+    close(db, db_t)
+
+
+def test_train_linear_reaches_the_minimum_of_its_convex_loss():
+    # the loss is convex: its minimiser is found independently by scipy's L-BFGS
+    import scipy.optimize
+
+    X, labels = spiral(n_per_class=50, seed=2)
+    T = backprop.one_hot(labels, 3)
+    result = backprop.train_linear(X, labels, lam=1e-2, lr=1.0, steps=3000)
+
+    def objective(theta):
+        W, b = theta[:6].reshape(2, 3), theta[6:]
+        A = X @ W + b
+        return -(T * scipy.special.log_softmax(A, axis=1)).sum() / len(X) + 0.5e-2 * (W ** 2).sum()
+
+    best = scipy.optimize.minimize(objective, np.zeros(9), method="L-BFGS-B", options={"gtol": 1e-12})
+    close(result.losses[-1], best.fun, rtol=1e-7)
+    assert np.all(np.diff(result.losses) <= 1e-12)  # lr = 1 is below 2 / curvature here: the loss never rises
+    np.testing.assert_array_equal(backprop.predict_linear(X, result.params),
+                                  (X @ result.params["W"] + result.params["b"]).argmax(axis=1))
+
+
+def test_train_linear_refuses_bad_arguments_by_name():
+    X, labels = spiral(n_per_class=5)
+    with pytest.raises(ValueError, match=r"labels must have shape \(15,\)"):
+        backprop.train_linear(X, labels[:-1])
+    with pytest.raises(ValueError, match="lr must be positive; got 0"):
+        backprop.train_linear(X, labels, lr=0)

@@ -71,6 +71,42 @@ def test_the_decision_regions_and_the_loss_have_labelled_axes(explorer):
     assert "1" in regions.get_xlabel() and "2" in regions.get_ylabel()
 
 
+def test_the_activation_menu_retrains_with_that_h(explorer):
+    explorer.lam.value, explorer.lr.value = 1e-3, 1.0
+    before, updates = bytes(explorer.image.value), explorer.updates
+    explorer.h.value = "tanh"
+    assert explorer.updates == updates + 1
+    assert explorer.result.h.name == "tanh"
+    assert "h = tanh" in explorer.status.value
+    assert bytes(explorer.image.value) != before
+    explorer.h.value = "relu"
+
+
+def test_no_hidden_layer_trains_the_linear_classifier_and_disables_the_width(explorer):
+    explorer.h.value = BackpropExplorer.LINEAR
+    assert set(explorer.result.params) == {"W", "b"}
+    assert explorer.hidden.disabled
+    assert "no hidden layer" in explorer.status.value
+    # three spiral arms are not linearly separable: a linear classifier stays far below the net
+    assert explorer.train_accuracy < 0.7
+    explorer.h.value = "relu"
+    assert not explorer.hidden.disabled
+
+
+def test_the_sigmoid_activation_is_the_function_given():
+    X, labels = samples.spiral(n_per_class=10)
+    calls = []
+
+    def mine(a):
+        calls.append(1)
+        return 1 / (1 + np.exp(-a))
+
+    explorer = BackpropExplorer(X, labels, steps=5, hidden=3, h="sigmoid", sigmoid=mine)
+    assert len(calls) >= 5  # one forward pass per step, and the picture's predictions
+    with pytest.raises(ValueError, match=r"h must be one of .*; got 'elu'"):
+        BackpropExplorer(X, labels, h="elu")
+
+
 def test_same_settings_give_the_same_result():
     X, labels = samples.spiral(n_per_class=20)
     a = BackpropExplorer(X, labels, steps=50, hidden=5)
@@ -609,3 +645,33 @@ def test_plots_refuse_a_bad_column_count_and_a_non_square_matrix():
     fig, (ax,) = plots.new_figure()
     with pytest.raises(ValueError, match=r"matrix must be square \(K, K\); got shape \(2, 3\)"):
         plots.plot_confusion(ax, np.zeros((2, 3), dtype=int))
+
+
+def test_a_failing_own_sigmoid_is_reported_in_the_status_line():
+    X, labels = samples.spiral(n_per_class=10)
+
+    def broken(a):
+        raise ValueError("operands could not be broadcast")
+
+    explorer = BackpropExplorer(X, labels, steps=5, hidden=3, sigmoid=broken)
+    explorer.h.value = "sigmoid"
+    assert "your sigmoid, which failed: ValueError: operands could not be broadcast" in explorer.status.value
+    assert bytes(explorer.image.value) == b""
+    explorer.h.value = "tanh"  # the other activations still work
+    assert bytes(explorer.image.value).startswith(PNG)
+
+
+def test_the_static_graph_figure_shows_every_value_with_its_gradient():
+    from coursekit.explore.nets import graph_figure
+    from coursekit.nets import ops
+    from coursekit.nets.autodiff import Param
+
+    g = np.random.default_rng(0)
+    W1, b1, W2, b2 = (Param(g.normal(size=s), n) for s, n in (((2, 3), "W1"), ((3,), "b1"), ((3, 2), "W2"), ((2,), "b2")))
+    L = ops.loss(ops.model(g.normal(size=(4, 2)), ((W1, b1), (W2, b2))), np.eye(2)[[0, 1, 1, 0]], (W1, W2), 0.1)
+    fig = graph_figure(L, title="the two-layer net")
+    texts = [t.get_text() for t in fig.axes[0].texts]
+    assert len(texts) == 10  # W1, b1, W2, b2, affine, relu, affine, entropy, decay, add
+    assert all("∂ —" not in t for t in texts), "a box without its gradient"
+    assert fig.axes[0].get_title() == "the two-layer net"
+    assert W1.grad is not None and np.isfinite(W1.grad).all()

@@ -738,6 +738,12 @@ def test_yours_or_stands_in_until_the_answer_is_written(capsys):
     assert calls == [3]
 
 
+def test_yours_or_notes_the_stand_in_once_however_often_it_is_called(capsys):
+    sigmoid = grading.yours_or(_stub("Exercise 1.1 (sigmoid-impl)"), lambda a: 0.5, "the explorer")
+    assert [sigmoid(a) for a in range(1000)] == [0.5] * 1000
+    assert capsys.readouterr().out.count("Exercise 1.1 (sigmoid-impl)") == 1
+
+
 def _affine_with(rule):
     from coursekit.nets.autodiff import node, value
 

@@ -13,15 +13,19 @@ from coursekit.nets import autodiff, backprop
 class BackpropExplorer(Explorer):
     """Stage 01: retrain the two-layer net on a 2-D dataset as the sliders move.
 
-    Sliders: hidden width, weight decay ``lambda`` and learning rate. Each change retrains with
-    full-batch gradient descent for ``steps`` steps (seeded, so the same settings give the same
-    picture) and redraws the decision regions and the loss curve.
+    A menu picks the hidden layer's activation function ``h`` (relu, tanh, sigmoid: ``sigmoid`` may be
+    a student's own function) or no hidden layer at all (the linear softmax classifier); sliders set
+    the hidden width, weight decay ``lambda`` and learning rate. Each change retrains with full-batch
+    gradient descent for ``steps`` steps (seeded, so the same settings give the same picture) and
+    redraws the decision regions and the loss curve.
     """
+
+    LINEAR = "none: linear classifier"
 
     DPI = 110
 
     def __init__(self, X, labels, *, steps: int = 1000, seed: int = 0, hidden: int = 100,
-                 lam: float = 1e-3, lr: float = 1.0):
+                 lam: float = 1e-3, lr: float = 1.0, h: str = "relu", sigmoid=None):
         import ipywidgets as w
 
         self.X = np.asarray(X, dtype=np.float64)
@@ -39,25 +43,53 @@ class BackpropExplorer(Explorer):
                                     description="weight decay λ", readout_format=".1e", **common)
         self.lr = w.FloatLogSlider(value=lr, base=10, min=-2, max=1, step=0.25,
                                    description="learning rate ε", readout_format=".2g", **common)
+        choices = [*backprop.ACTIVATIONS, self.LINEAR]
+        if h not in choices:
+            raise ValueError(f"h must be one of {choices}; got {h!r}")
+        self.h = w.Dropdown(options=choices, value=h, description="activation h",
+                            style={"description_width": "initial"})
+        self.activations = {name: backprop.activation(name, sigmoid_fn=sigmoid) for name in backprop.ACTIVATIONS}
+        self.own_sigmoid = sigmoid is not None
         self.result: backprop.TrainResult | None = None
-        super().__init__(self.row(self.hidden, self.lam, self.lr), redraw_on=(self.hidden, self.lam, self.lr))
+        super().__init__(self.row(self.h, self.hidden), self.row(self.lam, self.lr),
+                         redraw_on=(self.h, self.hidden, self.lam, self.lr))
         self.update()
 
     def settings(self) -> dict:
-        return {"hidden": int(self.hidden.value), "lam": float(self.lam.value), "lr": float(self.lr.value)}
+        return {"h": self.h.value, "hidden": int(self.hidden.value), "lam": float(self.lam.value),
+                "lr": float(self.lr.value)}
 
     def draw(self):
         """Retrain with the current settings; the decision regions and the loss curve."""
         s = self.settings()
+        linear = s["h"] == self.LINEAR
+        self.hidden.disabled = linear
         with np.errstate(over="ignore", invalid="ignore"):  # a too-large lr may diverge: shown, not raised
-            self.result = backprop.train(self.X, self.labels, steps=self.steps, seed=self.seed, **s)
+            if linear:
+                self.result = backprop.train_linear(self.X, self.labels, lam=s["lam"], lr=s["lr"], steps=self.steps)
+                record_every = 1
+                predict = lambda G: backprop.predict_linear(G, self.result.params)  # noqa: E731
+            else:
+                try:
+                    self.result = backprop.train(self.X, self.labels, steps=self.steps, seed=self.seed,
+                                                 hidden=s["hidden"], lam=s["lam"], lr=s["lr"], h=self.activations[s["h"]])
+                except Exception as err:
+                    if not (self.own_sigmoid and s["h"] == "sigmoid"):
+                        raise
+                    # the sigmoid given (a student's) failed: say so in the status line, keep the widget alive
+                    self.train_accuracy = self.final_loss = float("nan")
+                    self.status.value = f"h = sigmoid uses your sigmoid, which failed: {type(err).__name__}: {err}"
+                    return None
+                record_every = 10
+                predict = self.result.predict
             final = self.result.losses[-1] if self.result.losses else float("nan")
-            acc = self.result.accuracy(self.X, self.labels) if np.isfinite(final) else float("nan")
+            acc = float(np.mean(predict(self.X) == self.labels)) if np.isfinite(final) else float("nan")
         self.train_accuracy = acc
         self.final_loss = final
         if np.isfinite(final):
+            network = "no hidden layer" if linear else f"h = {s['h']}, hidden {s['hidden']}"
             self.status.value = (
-                f"<b>{self.steps}</b> steps, hidden {s['hidden']}, λ={s['lam']:.1e}, ε={s['lr']:.2g}: "
+                f"<b>{self.steps}</b> steps, {network}, λ={s['lam']:.1e}, ε={s['lr']:.2g}: "
                 f"training accuracy <b>{acc:.1%}</b>, final loss {final:.3f}"
             )
         else:
@@ -66,11 +98,9 @@ class BackpropExplorer(Explorer):
             )
         fig, (ax_regions, ax_loss) = plots.new_figure(ncols=2)
         if np.isfinite(final):
-            plots.plot_decision_regions(
-                ax_regions, lambda G: backprop.predict(G, self.result.params), self.X, self.labels,
-                resolution=120, title="decision regions",
-            )
-            plots.plot_loss(ax_loss, self.result.losses, record_every=10)
+            plots.plot_decision_regions(ax_regions, predict, self.X, self.labels, resolution=120,
+                                        title="decision regions")
+            plots.plot_loss(ax_loss, self.result.losses, record_every=record_every)
         else:
             ax_regions.text(0.5, 0.5, "diverged", ha="center", va="center", transform=ax_regions.transAxes)
         return fig
@@ -122,10 +152,7 @@ class GraphViewer(Explorer):
             shape = "x".join(map(str, self.current.shape)) or "scalar"
             self.status.value = (f"step {step}/{len(self.order)}: <b>{self.current.op}</b>{where} "
                                  f"(output {shape}) ran its back")
-        width = 1.6 * (1 + max(plots.graph_layout(self.values, self._parents).values(), key=lambda p: p[0])[0])
-        fig, (ax,) = plots.new_figure(width=max(7.0, width), height=5.0)
-        plots.draw_graph(ax, self.values, self.blocks, parents_of=self._parents, current=self.current)
-        return fig
+        return _graph_figure(self.values, self.blocks, self.current)
 
     @staticmethod
     def _parents(v):
@@ -136,3 +163,22 @@ class GraphViewer(Explorer):
                 p = p.out
             found.append(p)
         return found
+
+
+def _parents_drawn(v):
+    return GraphViewer._parents(v)
+
+
+def _graph_figure(values, blocks, current=None, title=None):
+    width = 1.6 * (1 + max(plots.graph_layout(values, _parents_drawn).values(), key=lambda p: p[0])[0])
+    fig, (ax,) = plots.new_figure(width=max(7.0, width), height=5.0)
+    plots.draw_graph(ax, values, blocks, parents_of=_parents_drawn, current=current, title=title)
+    return fig
+
+
+def graph_figure(out, title: str | None = None):
+    """A static picture of the graph of ``out`` (blocks opened up) after a whole backward pass: every
+    box shows its value and the gradient that reached it."""
+    autodiff.backward(out)
+    values, blocks = autodiff.expand(out)
+    return _graph_figure(values, blocks, title=title)

@@ -32,16 +32,21 @@ def demo(what: str = "this cell") -> Iterator[None]:
 
 def yours_or(answer: Callable, stand_in: Callable, what: str) -> Callable:
     """``answer`` as it is, or, while its stub (or the stub of an answer it calls) is in place,
-    ``stand_in`` with a note saying that ``what`` uses coursekit's version for now."""
+    ``stand_in`` with a note saying that ``what`` uses coursekit's version for now (once: a training
+    loop may call it a thousand times)."""
+    noted = False
 
     @functools.wraps(answer)
     def call(*args, **kwargs):
+        nonlocal noted
         try:
             return answer(*args, **kwargs)
         except NotImplementedError as err:
             if (exercise := unanswered(err)) is None:
                 raise
-            print(f"{exercise} is not answered yet: {what} uses coursekit's version until it is")
+            if not noted:
+                print(f"{exercise} is not answered yet: {what} uses coursekit's version until it is")
+                noted = True
             return stand_in(*args, **kwargs)
 
     return call

@@ -14,6 +14,7 @@ and its backward pass, written in the slides' order, is :meth:`TwoLayerNet.loss_
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -149,6 +150,41 @@ def relu_backward(dZ, Z) -> np.ndarray:
     return dZ * (Z > 0)
 
 
+@dataclass(frozen=True)
+class Activation:
+    """An activation function ``h`` of the hidden layer and its derivative written with its output:
+    ``h'(a) = dh(h(a))``, so that the backward pass needs only the cached ``Z = h(A)``."""
+
+    name: str
+    h: Callable[[np.ndarray], np.ndarray]
+    dh: Callable[[np.ndarray], np.ndarray]
+
+    def backward(self, dZ, Z) -> np.ndarray:
+        """``dA = dZ * h'(A)`` for ``Z = h(A)``."""
+        dZ = _float_array(dZ, "dZ")
+        Z = _float_array(Z, "Z")
+        _same_shape(dZ, "dZ", Z, "Z")
+        return dZ * self.dh(Z)
+
+
+def activation(h="relu", *, sigmoid_fn: Callable | None = None) -> Activation:
+    """The lecture's activation functions by name: ``"relu"`` ``max(0, a)``, ``"tanh"`` and ``"sigmoid"``
+    (``sigmoid_fn``, e.g. a student's own, replaces :func:`sigmoid`); an :class:`Activation` is returned
+    as it is."""
+    if isinstance(h, Activation):
+        return h
+    if h == "relu":
+        return Activation("relu", relu, lambda Z: (Z > 0).astype(Z.dtype))
+    if h == "tanh":
+        return Activation("tanh", np.tanh, lambda Z: 1.0 - Z * Z)
+    if h == "sigmoid":
+        return Activation("sigmoid", sigmoid if sigmoid_fn is None else sigmoid_fn, lambda Z: Z * (1.0 - Z))
+    raise ValueError(f"h must be one of {ACTIVATIONS} or an Activation; got {h!r}")
+
+
+ACTIVATIONS = ("relu", "tanh", "sigmoid")
+
+
 def decay(weights, lam: float) -> float:
     """Weight decay ``(lam/2) sum_i ||W_i||_F^2`` over a sequence of weight matrices."""
     if not lam >= 0:  # also refuses nan
@@ -187,21 +223,23 @@ def check_params(params: dict) -> tuple[int, int, int]:
     return D, H, K
 
 
-def forward(X, params: dict) -> dict:
-    """The forward pass; returns every intermediate the backward pass needs (``A1, Z, A2, Y``)."""
+def forward(X, params: dict, h="relu") -> dict:
+    """The forward pass with hidden activation ``h`` (see :func:`activation`); returns every
+    intermediate the backward pass needs (``A1, Z, A2, Y``)."""
     D, _, _ = check_params(params)
     X = _float_array(X, "X", ndim=2)
     if X.shape[1] != D:
         raise ValueError(f"X must have {D} columns to match W1; got shape {X.shape}")
     A1 = affine(X, params["W1"], params["b1"])
-    Z = relu(A1)
+    Z = activation(h).h(A1)
     A2 = affine(Z, params["W2"], params["b2"])
     return {"X": X, "A1": A1, "Z": Z, "A2": A2, "Y": softmax(A2)}
 
 
-def loss_and_grads(X, T, params: dict, lam: float) -> tuple[float, dict]:
+def loss_and_grads(X, T, params: dict, lam: float, h="relu") -> tuple[float, dict]:
     """Loss of the two-layer net and the gradients of every parameter, in the slides' order."""
-    cache = forward(X, params)
+    h = activation(h)
+    cache = forward(X, params, h)
     T = _float_array(T, "T", ndim=2)
     _same_shape(cache["A2"], "A2 = forward(X)", T, "T")
     N = T.shape[0]
@@ -215,7 +253,7 @@ def loss_and_grads(X, T, params: dict, lam: float) -> tuple[float, dict]:
     dW2 += cache["Z"].T @ dA2
     db2 = dA2.sum(axis=0)
     dZ = dA2 @ W2.T
-    dA1 = relu_backward(dZ, cache["Z"])
+    dA1 = h.backward(dZ, cache["Z"])
     dW1 += cache["X"].T @ dA1
     db1 = dA1.sum(axis=0)
     return L, {"W1": dW1, "b1": db1, "W2": dW2, "b2": db2}
@@ -233,14 +271,14 @@ def gd_step(params: dict, grads: dict, lr: float) -> dict:
     return {k: params[k] - lr * grads[k] for k in params}
 
 
-def predict(X, params: dict) -> np.ndarray:
+def predict(X, params: dict, h="relu") -> np.ndarray:
     """Predicted class of every row of ``X``."""
-    return forward(X, params)["A2"].argmax(axis=1)
+    return forward(X, params, h)["A2"].argmax(axis=1)
 
 
-def accuracy(X, labels, params: dict) -> float:
+def accuracy(X, labels, params: dict, h="relu") -> float:
     """Fraction of the rows of ``X`` whose predicted class is their label."""
-    predicted = predict(X, params)
+    predicted = predict(X, params, h)
     labels = np.asarray(labels)
     if labels.shape != predicted.shape:
         raise ValueError(f"labels must have shape {predicted.shape} to match X; got {labels.shape}")
@@ -251,9 +289,13 @@ def accuracy(X, labels, params: dict) -> float:
 class TrainResult:
     params: dict
     losses: list[float] = field(default_factory=list)
+    h: Activation | str = "relu"
 
     def accuracy(self, X, labels) -> float:
-        return accuracy(X, labels, self.params)
+        return accuracy(X, labels, self.params, self.h)
+
+    def predict(self, X) -> np.ndarray:
+        return predict(X, self.params, self.h)
 
 
 def train(
@@ -266,8 +308,10 @@ def train(
     steps: int = 5000,
     seed: int = 0,
     record_every: int = 10,
+    h="relu",
 ) -> TrainResult:
-    """Full-batch gradient descent on the two-layer net; the loss is recorded every ``record_every`` steps."""
+    """Full-batch gradient descent on the two-layer net with hidden activation ``h``; the loss is
+    recorded every ``record_every`` steps."""
     X = _float_array(X, "X", ndim=2)
     labels = np.asarray(labels)
     if labels.shape != (X.shape[0],):
@@ -278,10 +322,50 @@ def train(
     K = int(labels.max()) + 1
     T = one_hot(labels, K)
     params = init_params(X.shape[1], hidden, K, np.random.default_rng(seed))
-    result = TrainResult(params)
+    h = activation(h)
+    result = TrainResult(params, h=h)
     for step in range(int(steps)):
-        L, grads = loss_and_grads(X, T, result.params, lam)
+        L, grads = loss_and_grads(X, T, result.params, lam, h)
         if step % record_every == 0:
             result.losses.append(L)
         result.params = gd_step(result.params, grads, lr)
     return result
+
+
+# -- the linear classifier --------------------------------------------------------------------------
+
+
+def linear_loss_and_grads(X, T, W, b, lam: float) -> tuple[float, np.ndarray, np.ndarray]:
+    """Multinomial logistic regression ``A = X W + b``: the loss ``cross_entropy(A, T) + (lam/2)||W||^2``
+    and its gradients ``(dW, db)``."""
+    A = affine(X, W, b)
+    T = _float_array(T, "T", ndim=2)
+    _same_shape(A, "A = X W + b", T, "T")
+    dA = cross_entropy_grad(A, T)
+    W = np.asarray(W, dtype=np.float64)
+    return cross_entropy(A, T) + decay((W,), lam), X.T @ dA + lam * W, dA.sum(axis=0)
+
+
+def train_linear(X, labels, *, lam: float = 1e-3, lr: float = 1.0, steps: int = 1000) -> TrainResult:
+    """Full-batch gradient descent on the linear classifier from zero weights; ``params`` holds
+    ``W`` and ``b``, and the loss of every step is recorded."""
+    X = _float_array(X, "X", ndim=2)
+    labels = np.asarray(labels)
+    if labels.shape != (X.shape[0],):
+        raise ValueError(f"labels must have shape ({X.shape[0]},) to match X; got {labels.shape}")
+    if not lr > 0:
+        raise ValueError(f"lr must be positive; got {lr}")
+    T = one_hot(labels, int(labels.max()) + 1)
+    W, b = np.zeros((X.shape[1], T.shape[1])), np.zeros(T.shape[1])
+    result = TrainResult({"W": W, "b": b}, h="linear")
+    for _ in range(int(steps)):
+        L, dW, db = linear_loss_and_grads(X, T, W, b, lam)
+        result.losses.append(L)
+        W, b = W - lr * dW, b - lr * db
+    result.params = {"W": W, "b": b}
+    return result
+
+
+def predict_linear(X, params: dict) -> np.ndarray:
+    """Predicted class of every row of ``X`` by the linear classifier ``params = {"W", "b"}``."""
+    return affine(X, params["W"], params["b"]).argmax(axis=1)

@@ -234,6 +234,34 @@ WRONG = {
              '    return {name: value - grads[name] for name, value in params.items()}'),
         ],
     },
+    'linear-impl': {
+        'the decay term left out of dW': [
+            ('    return float(L), X.T @ dA + lam * W, dA.sum(axis=0)',
+             '    return float(L), X.T @ dA, dA.sum(axis=0)'),
+        ],
+        'the decay without its 1/2 in the loss': [
+            ('    L = cross_entropy(A, T) + 0.5 * lam * np.sum(W * W)',
+             '    L = cross_entropy(A, T) + lam * np.sum(W * W)'),
+        ],
+        'the biases decayed too': [
+            ('    L = cross_entropy(A, T) + 0.5 * lam * np.sum(W * W)\n    return float(L), X.T @ dA + lam * W, dA.sum(axis=0)',
+             '    L = cross_entropy(A, T) + 0.5 * lam * (np.sum(W * W) + np.sum(b * b))\n'
+             '    return float(L), X.T @ dA + lam * W, dA.sum(axis=0) + lam * b'),
+        ],
+        'db summed over the classes instead of the samples': [
+            ('    return float(L), X.T @ dA + lam * W, dA.sum(axis=0)',
+             '    return float(L), X.T @ dA + lam * W, dA.sum(axis=1)[:W.shape[1]]'),
+        ],
+        'dA without the 1/N: Y - T': [
+            ('    dA = cross_entropy_grad(A, T)',
+             '    dA = softmax(A) - T'),
+        ],
+        'an unstable softmax, exp(A) / sum exp(A)': [
+            ('    dA = cross_entropy_grad(A, T)\n    L = cross_entropy(A, T) + 0.5 * lam * np.sum(W * W)',
+             '    E = np.exp(A)\n    Y = E / E.sum(axis=1, keepdims=True)\n    dA = (Y - T) / X.shape[0]\n'
+             '    L = -np.sum(T * np.log(Y)) / X.shape[0] + 0.5 * lam * np.sum(W * W)'),
+        ],
+    },
 }
 
 DELEGATING = {
@@ -283,8 +311,10 @@ def backward(cache, T, params, lam):
     return {k: p.grad for k, p in P.items()}
 """,
     "gd-step-impl": "from coursekit.nets.backprop import gd_step",
+    "linear-impl": "from coursekit.nets.backprop import linear_loss_and_grads",
 }
 
 # Test cells without hidden inputs, each with why: every other test cell checks values on hidden random
 # inputs too (the course checks enforce it).
-VISIBLE_ONLY = {'training-accuracy': 'it checks what a whole training run reaches on the spiral, not values of given inputs'}
+VISIBLE_ONLY = {'training-accuracy': 'it checks what a whole training run reaches on the spiral, not values of given inputs',
+                'linear-training': "it checks what a whole training run reaches on the spiral: the least loss, found by scipy"}
