@@ -21,7 +21,8 @@
 #
 # **You will**
 # 1. measure the data (pixel statistics) and read a classifier's errors from a confusion matrix;
-# 2. train a fully connected net and a CNN on the real MNIST, on the device `coursekit` picks;
+# 2. train a fully connected net on the real MNIST, on the device `coursekit` picks, then build a CNN in torch and
+#    train it too;
 # 3. shuffle the pixels with one fixed permutation and see which network cares;
 # 4. compute LeNet-5's feature-map shapes and parameter counts, check them against the paper, train it and look
 #    at what it learned and where it fails.
@@ -283,10 +284,142 @@ show_errors(fc_predicted, "FC")
 # ## 3. A convolutional network
 #
 # Two $3\times3$ convolution layers (16 and 32 filters), each followed by ReLU and $2\times2$ max pooling, and one
-# linear layer: local receptive fields, shared weights, and a quarter of the FC net's parameters.
+# linear layer: local receptive fields, shared weights, and a quarter of the FC net's parameters. You build it.
+#
+# ### Exercise 3.1 — build the CNN
+# Write `make_cnn()`, returning a **new** torch `nn.Module` (untrained) that maps a batch of normalised images
+# `(N, 1, 28, 28)` to class activations `(N, 10)`:
+#
+# | layer | output |
+# |---|---|
+# | convolution $3\times3$, 1 → 16 maps, padding 1 (so the size stays), with biases; ReLU | 16@28x28 |
+# | max pooling $2\times2$, stride 2 | 16@14x14 |
+# | convolution $3\times3$, 16 → 32 maps, padding 1, with biases; ReLU | 32@14x14 |
+# | max pooling $2\times2$, stride 2 | 32@7x7 |
+# | flatten (torch's order: map, row, column) and a linear layer $1568 \to 10$ | 10 |
+#
+# Use `torch.nn`'s layers (`nn.Sequential(nn.Conv2d(...), nn.ReLU(), ...)` is the shortest way; a module class of
+# your own with a `forward` works too). The tests count its parameters, run it with weights of their own against
+# the same computation written with `torch.nn.functional`, and train it briefly. (coursekit's `models.small_cnn`
+# is switched off while this is graded.)
+
+# %% nbgrader={"grade": false, "grade_id": "make-cnn-impl", "locked": false, "schema_version": 3, "solution": true, "task": false}
+def make_cnn():
+    """A new, untrained CNN: (N, 1, 28, 28) normalised images -> (N, 10) class activations."""
+    ### BEGIN SOLUTION
+    return torch.nn.Sequential(
+        torch.nn.Conv2d(1, 16, 3, padding=1), torch.nn.ReLU(), torch.nn.MaxPool2d(2),
+        torch.nn.Conv2d(16, 32, 3, padding=1), torch.nn.ReLU(), torch.nn.MaxPool2d(2),
+        torch.nn.Flatten(), torch.nn.Linear(32 * 7 * 7, 10),
+    )
+    ### END SOLUTION
+
+
+# %% [markdown]
+# The tests find the network's weights by their shapes and compute what the network must compute with them:
+
+# %% nbgrader={"grade": false, "grade_id": "cnn-oracle", "locked": true, "schema_version": 3, "solution": false, "task": false}
+CNN_SHAPES = {"conv1 weight": (16, 1, 3, 3), "conv1 bias": (16,), "conv2 weight": (32, 16, 3, 3), "conv2 bias": (32,),
+              "linear weight": (10, 32 * 7 * 7), "linear bias": (10,)}
+
+
+def cnn_weights(net):
+    """The network's parameters by name, found by their shapes (each shape occurs once in the architecture)."""
+    by_shape = {}
+    for p in net.parameters():
+        by_shape.setdefault(tuple(p.shape), []).append(p)
+    found = {tuple(shape): len(by_shape.get(tuple(shape), [])) for shape in CNN_SHAPES.values()}
+    check(sorted(by_shape) == sorted(CNN_SHAPES.values()) and all(n == 1 for n in found.values()),
+          f"the network's parameters have the shapes {sorted(by_shape)}; the architecture has one each of "
+          f"{sorted(CNN_SHAPES.values())}")
+    return {name: by_shape[shape][0] for name, shape in CNN_SHAPES.items()}
+
+
+def set_random_weights(net, seed):
+    """Give every parameter of the network random values (seeded); return them by name."""
+    g = torch.Generator().manual_seed(seed)
+    weights = cnn_weights(net)
+    with torch.no_grad():
+        for p in weights.values():
+            p.copy_(torch.randn(p.shape, generator=g) * 0.3)
+    return {name: p.detach().clone() for name, p in weights.items()}
+
+
+def cnn_oracle(x, w):
+    """The architecture of Exercise 3.1 written with torch.nn.functional."""
+    F = torch.nn.functional
+    x = F.max_pool2d(F.relu(F.conv2d(x, w["conv1 weight"], w["conv1 bias"], padding=1)), 2)
+    x = F.max_pool2d(F.relu(F.conv2d(x, w["conv2 weight"], w["conv2 bias"], padding=1)), 2)
+    return F.linear(x.flatten(1), w["linear weight"], w["linear bias"])
+
+
+# %% nbgrader={"grade": true, "grade_id": "cnn-parameters", "locked": true, "points": 1, "schema_version": 3, "solution": false, "task": false}
+# The output shape, and the parameters: (1*9 + 1)*16 + (16*9 + 1)*32 + (32*7*7 + 1)*10 = 20,490 of them.
+with own_work(stage=4, what="make_cnn"):
+    net_p = make_cnn()
+    out_p = net_p(torch.zeros(5, 1, 28, 28))
+check(isinstance(net_p, torch.nn.Module), f"make_cnn should return a torch nn.Module, not a {type(net_p).__name__}")
+check_shape(out_p, (5, 10), "the output of the network for 5 images")
+cnn_weights(net_p)
+check(sum(p.numel() for p in net_p.parameters()) == (1 * 9 + 1) * 16 + (16 * 9 + 1) * 32 + (32 * 7 * 7 + 1) * 10,
+      "the network does not have the 20,490 parameters of the architecture")
+### BEGIN HIDDEN TESTS
+with own_work(stage=4, what="make_cnn"):
+    net_q = make_cnn()
+    out_single, out_seven = net_q(torch.randn(1, 1, 28, 28)), net_q(torch.randn(7, 1, 28, 28))
+check_shape(out_single, (1, 10), "the output of the network for 1 image")
+check_shape(out_seven, (7, 10), "the output of the network for 7 images")
+check(net_q is not net_p and not {id(p) for p in net_q.parameters()} & {id(p) for p in net_p.parameters()},
+      "make_cnn should build a new network on every call (each training run starts from its own)")
+### END HIDDEN TESTS
+
+# %% nbgrader={"grade": true, "grade_id": "cnn-function", "locked": true, "points": 2, "schema_version": 3, "solution": false, "task": false}
+# With weights set by the test, the network computes what the architecture says (to float32 precision).
+x_f = training.prepare(test_images[:4].cpu())
+with own_work(stage=4, what="make_cnn"):
+    net_f = make_cnn()
+w_f = set_random_weights(net_f, 0)
+with own_work(stage=4, what="the network of make_cnn"), torch.no_grad():
+    out_f = net_f(x_f)
+check_close(out_f.numpy(), cnn_oracle(x_f, w_f).numpy(), "the network's output for 4 test digits", tol=1e-4, atol=1e-4)
+### BEGIN HIDDEN TESTS
+for seed_f in (5, 6):
+    x_h = torch.randn(3, 1, 28, 28, generator=torch.Generator().manual_seed(100 + seed_f))
+    with own_work(stage=4, what="make_cnn"):
+        net_h = make_cnn()
+    w_h = set_random_weights(net_h, seed_f)
+    with own_work(stage=4, what="the network of make_cnn"), torch.no_grad():
+        out_h = net_h(x_h)
+    check_close(out_h.numpy(), cnn_oracle(x_h, w_h).numpy(), "the network's output for random images and weights",
+                tol=1e-4, atol=1e-4)
+### END HIDDEN TESTS
+
+# %% nbgrader={"grade": true, "grade_id": "cnn-training", "locked": true, "points": 1, "schema_version": 3, "solution": false, "task": false}
+# A short training run: one pass of Adam over 2,000 training digits reaches at least 80% on 1,000 test digits
+# (the architecture reaches about 88%).
+x_train_t, y_train_t = training.prepare(train_images[:2000].cpu()), train_labels[:2000].cpu()
+x_test_t, y_test_t = training.prepare(test_images[:1000].cpu()), test_labels[:1000].cpu()
+torch.manual_seed(0)
+with own_work(stage=4, what="training the network of make_cnn", seconds=120):
+    net_t = make_cnn()
+    optimiser_t = torch.optim.Adam(net_t.parameters(), lr=3e-3)
+    for batch_t in torch.randperm(2000, generator=torch.Generator().manual_seed(0)).split(50):
+        loss_t = torch.nn.functional.cross_entropy(net_t(x_train_t[batch_t]), y_train_t[batch_t])
+        optimiser_t.zero_grad()
+        loss_t.backward()
+        optimiser_t.step()
+    with torch.no_grad():
+        accuracy_t = float((net_t(x_test_t).argmax(dim=1) == y_test_t).float().mean())
+check(accuracy_t >= 0.8, f"after one pass over 2,000 digits the network gets {accuracy_t:.1%} of 1,000 test digits "
+                         "right; the architecture gets about 88%")
+
+# %% [markdown]
+# Now train your CNN on the whole training set, as the FC net above (until `make_cnn` works, coursekit's
+# `models.small_cnn` stands in for it):
 
 # %% nbgrader={"grade": false, "grade_id": "cnn-train", "locked": true, "schema_version": 3, "solution": false, "task": false}
-cnn, cnn_history = train(models.small_cnn, "CNN", train_images, (test_images, test_labels), seed=2)
+make_the_cnn = yours_or(make_cnn, models.small_cnn, "the CNN's training runs")
+cnn, cnn_history = train(make_the_cnn, "CNN", train_images, (test_images, test_labels), seed=2)
 fig, (ax,) = plots.new_figure(width=5.0, height=3.2)
 for name, history in (("FC", fc_history), ("CNN", cnn_history)):
     ax.plot(
@@ -469,7 +602,7 @@ fc_shuffled, fc_shuffled_history = train(
     models.fc_net, "FC", train_shuffled, (test_shuffled, test_labels), seed=1
 )
 cnn_shuffled, cnn_shuffled_history = train(
-    models.small_cnn, "CNN", train_shuffled, (test_shuffled, test_labels), seed=2
+    make_the_cnn, "CNN", train_shuffled, (test_shuffled, test_labels), seed=2
 )
 results = {
     (name, kind): h.test_accuracy[-1]

@@ -168,6 +168,32 @@ WRONG = {
             ('        "F6": 120 * 84 + 84,', '        "F6": 120 * 84,'),
         ],
     },
+    'make-cnn-impl': {
+        'no ReLU: a linear map made of convolutions': [
+            ('    return torch.nn.Sequential(\n        torch.nn.Conv2d(1, 16, 3, padding=1), torch.nn.ReLU(), torch.nn.MaxPool2d(2),\n        torch.nn.Conv2d(16, 32, 3, padding=1), torch.nn.ReLU(), torch.nn.MaxPool2d(2),\n        torch.nn.Flatten(), torch.nn.Linear(32 * 7 * 7, 10),\n    )',
+             '    return torch.nn.Sequential(\n        torch.nn.Conv2d(1, 16, 3, padding=1), torch.nn.MaxPool2d(2),\n        torch.nn.Conv2d(16, 32, 3, padding=1), torch.nn.MaxPool2d(2),\n        torch.nn.Flatten(), torch.nn.Linear(32 * 7 * 7, 10),\n    )'),
+        ],
+        'average pooling instead of max pooling': [
+            ('    return torch.nn.Sequential(\n        torch.nn.Conv2d(1, 16, 3, padding=1), torch.nn.ReLU(), torch.nn.MaxPool2d(2),\n        torch.nn.Conv2d(16, 32, 3, padding=1), torch.nn.ReLU(), torch.nn.MaxPool2d(2),\n        torch.nn.Flatten(), torch.nn.Linear(32 * 7 * 7, 10),\n    )',
+             '    return torch.nn.Sequential(\n        torch.nn.Conv2d(1, 16, 3, padding=1), torch.nn.ReLU(), torch.nn.AvgPool2d(2),\n        torch.nn.Conv2d(16, 32, 3, padding=1), torch.nn.ReLU(), torch.nn.AvgPool2d(2),\n        torch.nn.Flatten(), torch.nn.Linear(32 * 7 * 7, 10),\n    )'),
+        ],
+        'no padding: 28 -> 26 -> 13 -> 11 -> 5': [
+            ('    return torch.nn.Sequential(\n        torch.nn.Conv2d(1, 16, 3, padding=1), torch.nn.ReLU(), torch.nn.MaxPool2d(2),\n        torch.nn.Conv2d(16, 32, 3, padding=1), torch.nn.ReLU(), torch.nn.MaxPool2d(2),\n        torch.nn.Flatten(), torch.nn.Linear(32 * 7 * 7, 10),\n    )',
+             '    return torch.nn.Sequential(\n        torch.nn.Conv2d(1, 16, 3), torch.nn.ReLU(), torch.nn.MaxPool2d(2),\n        torch.nn.Conv2d(16, 32, 3), torch.nn.ReLU(), torch.nn.MaxPool2d(2),\n        torch.nn.Flatten(), torch.nn.Linear(32 * 5 * 5, 10),\n    )'),
+        ],
+        'the convolutions without biases': [
+            ('    return torch.nn.Sequential(\n        torch.nn.Conv2d(1, 16, 3, padding=1), torch.nn.ReLU(), torch.nn.MaxPool2d(2),\n        torch.nn.Conv2d(16, 32, 3, padding=1), torch.nn.ReLU(), torch.nn.MaxPool2d(2),\n        torch.nn.Flatten(), torch.nn.Linear(32 * 7 * 7, 10),\n    )',
+             '    return torch.nn.Sequential(\n        torch.nn.Conv2d(1, 16, 3, padding=1, bias=False), torch.nn.ReLU(), torch.nn.MaxPool2d(2),\n        torch.nn.Conv2d(16, 32, 3, padding=1, bias=False), torch.nn.ReLU(), torch.nn.MaxPool2d(2),\n        torch.nn.Flatten(), torch.nn.Linear(32 * 7 * 7, 10),\n    )'),
+        ],
+        'a ReLU after the last layer too': [
+            ('    return torch.nn.Sequential(\n        torch.nn.Conv2d(1, 16, 3, padding=1), torch.nn.ReLU(), torch.nn.MaxPool2d(2),\n        torch.nn.Conv2d(16, 32, 3, padding=1), torch.nn.ReLU(), torch.nn.MaxPool2d(2),\n        torch.nn.Flatten(), torch.nn.Linear(32 * 7 * 7, 10),\n    )',
+             '    return torch.nn.Sequential(\n        torch.nn.Conv2d(1, 16, 3, padding=1), torch.nn.ReLU(), torch.nn.MaxPool2d(2),\n        torch.nn.Conv2d(16, 32, 3, padding=1), torch.nn.ReLU(), torch.nn.MaxPool2d(2),\n        torch.nn.Flatten(), torch.nn.Linear(32 * 7 * 7, 10), torch.nn.ReLU(),\n    )'),
+        ],
+        'flattened in the order row, column, map': [
+            ('    return torch.nn.Sequential(\n        torch.nn.Conv2d(1, 16, 3, padding=1), torch.nn.ReLU(), torch.nn.MaxPool2d(2),\n        torch.nn.Conv2d(16, 32, 3, padding=1), torch.nn.ReLU(), torch.nn.MaxPool2d(2),\n        torch.nn.Flatten(), torch.nn.Linear(32 * 7 * 7, 10),\n    )',
+             '    class Permute(torch.nn.Module):\n        def forward(self, x):\n            return x.permute(0, 2, 3, 1)\n\n    return torch.nn.Sequential(\n        torch.nn.Conv2d(1, 16, 3, padding=1), torch.nn.ReLU(), torch.nn.MaxPool2d(2),\n        torch.nn.Conv2d(16, 32, 3, padding=1), torch.nn.ReLU(), torch.nn.MaxPool2d(2),\n        Permute(), torch.nn.Flatten(), torch.nn.Linear(32 * 7 * 7, 10),\n    )'),
+        ],
+    },
 }
 
 DELEGATING = {
@@ -208,6 +234,10 @@ def lenet_shapes(size=32):
     return shapes
 """,
     },
+    "make-cnn-impl": """
+def make_cnn():
+    return models.small_cnn()
+""",
     "conv-parameters-impl": """
 def conv_parameters(in_channels, out_channels, kernel_size, table=None):
     if table is not None:
@@ -225,11 +255,13 @@ def lenet_parameters(partial=True):
 
 # Exercises whose answer takes no input that a hidden test could vary: a lookup table cannot be told
 # from the answer (the course checks skip the lookup-table proof for these, with this reason).
-NO_INPUTS = {"lenet-parameters-impl": "it counts the parameters of one fixed architecture (the paper's LeNet-5)"}
+NO_INPUTS = {"lenet-parameters-impl": "it counts the parameters of one fixed architecture (the paper's LeNet-5)",
+             "make-cnn-impl": "it builds one fixed architecture; its function is checked with hidden weights and images"}
 
 # Test cells without hidden inputs, each with why: every other test cell checks values on hidden random
 # inputs too (the course checks enforce it).
-VISIBLE_ONLY = {'lenet-parameters-tests': 'it checks the parameter counts of one fixed architecture: no inputs to vary'}
+VISIBLE_ONLY = {'lenet-parameters-tests': 'it checks the parameter counts of one fixed architecture: no inputs to vary',
+                'cnn-training': 'it checks what a short training run reaches, not values of given inputs'}
 
 
 # Valid answers written another way: each must pass every test cell of its exercise.
@@ -240,6 +272,16 @@ VALID = {
         ],
         "the shapes as lists": [
             ("    return shapes", "    return {name: list(shape) for name, shape in shapes.items()}"),
+        ],
+    },
+    "make-cnn-impl": {
+        "a module class with forward, its layers created in another order": [
+            ('    return torch.nn.Sequential(\n        torch.nn.Conv2d(1, 16, 3, padding=1), torch.nn.ReLU(), torch.nn.MaxPool2d(2),\n        torch.nn.Conv2d(16, 32, 3, padding=1), torch.nn.ReLU(), torch.nn.MaxPool2d(2),\n        torch.nn.Flatten(), torch.nn.Linear(32 * 7 * 7, 10),\n    )',
+             '    class CNN(torch.nn.Module):\n        def __init__(self):\n            super().__init__()\n            self.classify = torch.nn.Linear(32 * 7 * 7, 10)  # created first: the parameters come in another order\n            self.conv1 = torch.nn.Conv2d(1, 16, 3, padding=1)\n            self.conv2 = torch.nn.Conv2d(16, 32, 3, padding=1)\n\n        def forward(self, x):\n            F = torch.nn.functional\n            x = F.max_pool2d(F.relu(self.conv1(x)), 2)\n            x = F.max_pool2d(F.relu(self.conv2(x)), 2)\n            return self.classify(x.reshape(len(x), -1))\n\n    return CNN()'),
+        ],
+        "max pooling before the ReLU (the two commute: relu is increasing)": [
+            ('    return torch.nn.Sequential(\n        torch.nn.Conv2d(1, 16, 3, padding=1), torch.nn.ReLU(), torch.nn.MaxPool2d(2),\n        torch.nn.Conv2d(16, 32, 3, padding=1), torch.nn.ReLU(), torch.nn.MaxPool2d(2),\n        torch.nn.Flatten(), torch.nn.Linear(32 * 7 * 7, 10),\n    )',
+             '    return torch.nn.Sequential(\n        torch.nn.Conv2d(1, 16, 3, padding=1), torch.nn.MaxPool2d(2), torch.nn.ReLU(),\n        torch.nn.Conv2d(16, 32, 3, padding=1), torch.nn.MaxPool2d(2), torch.nn.ReLU(),\n        torch.nn.Flatten(), torch.nn.Linear(32 * 7 * 7, 10),\n    )'),
         ],
     },
 }
