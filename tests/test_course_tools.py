@@ -303,6 +303,19 @@ def test_a_test_cell_that_would_show_a_value_when_it_passes_is_an_anatomy_proble
         assert not problems(silent), silent
 
 
+def test_a_test_cell_may_end_with_a_check_helper_of_a_locked_cell_that_returns_nothing():
+    def problems(helper_source):
+        nb = _stage_notebook()
+        nb.cells[1].source += "\n\n" + helper_source
+        nb.cells[4].source = "check_twice(1)"
+        return [p for p in course.anatomy_problems(nb) if "would show" in p]
+
+    assert not problems("def check_twice(n):\n    check(count() == n, 'once')\n    check(count() == n, 'twice')")
+    assert not problems("def check_twice(n):\n    if count() == n:\n        return\n    raise AssertionError(n)")
+    assert problems("def check_twice(n):\n    return count() == n")  # the value would show
+    assert problems("def other(n):\n    pass")  # check_twice is not a helper of the notebook: unknown, so a value
+
+
 def test_coursekit_lab_writes_settings_that_jupyterlab_knows(tmp_path, monkeypatch):
     import json
 

@@ -561,3 +561,21 @@ def test_train_epoch_stops_when_asked_and_returns_the_mean_loss():
         order = torch.randperm(256, generator=torch.Generator().manual_seed(0))[:128]
         expected = float(torch.nn.functional.cross_entropy(net(training.prepare(images[order])), labels[order]))
     assert mean == pytest.approx(expected, rel=1e-5)
+
+
+def test_lenet5_builds_s2_and_s4_with_the_subsampling_layer_it_is_given():
+    built = []
+
+    class Halve(torch.nn.Module):  # any layer (N, C, H, W) -> (N, C, H // 2, W // 2) will do
+        def __init__(self, channels):
+            super().__init__()
+            built.append(channels)
+
+        def forward(self, x):
+            return torch.nn.functional.max_pool2d(x, 2)
+
+    net = models.LeNet5(partial=True, subsampling=Halve)
+    assert built == [6, 16] and isinstance(net.s2, Halve) and isinstance(net.s4, Halve)
+    assert net(torch.zeros(3, 1, 28, 28)).shape == (3, 10)
+    # the default is the paper's trainable sub-sampling: 2 parameters per map
+    assert sum(p.numel() for p in models.LeNet5().s2.parameters()) == 12

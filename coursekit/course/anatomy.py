@@ -112,9 +112,29 @@ def visible_tests(source: str) -> str:
     return "\n".join(lines)
 
 
-def _shows_a_value(source: str) -> bool:
+def _returns_nothing(sources) -> set[str]:
+    """The functions defined at top level in ``sources`` (the locked cells) that never return a value:
+    a test cell may end with a call to one of them (a check helper of the notebook's own)."""
+    import ast
+
+    silent = set()
+    for source in sources:
+        try:
+            body = ast.parse(source).body
+        except SyntaxError:
+            continue
+        for node in body:
+            if isinstance(node, ast.FunctionDef) and not any(
+                    isinstance(n, (ast.Return, ast.Yield, ast.YieldFrom)) and getattr(n, "value", None) is not None
+                    for n in ast.walk(node)):
+                silent.add(node.name)
+    return silent
+
+
+def _shows_a_value(source: str, silent: set[str] = frozenset()) -> bool:
     """Whether a test cell, as the release shows it (hidden tests removed), ends with an expression whose
-    value Jupyter would display, such as ``check_shape(...)``, which returns the array it checked."""
+    value Jupyter would display, such as ``check_shape(...)``, which returns the array it checked (a call
+    of the checks that return nothing, or of the ``silent`` functions, shows nothing)."""
     import ast
 
     try:
@@ -125,7 +145,7 @@ def _shows_a_value(source: str) -> bool:
         return False
     value = body[-1].value
     name = value.func.id if isinstance(value, ast.Call) and isinstance(value.func, ast.Name) else None
-    return name not in _SILENT_CALLS
+    return name not in _SILENT_CALLS and name not in silent
 
 
 def _functions_without_docstring(source: str) -> list[str] | None:
@@ -192,6 +212,8 @@ def anatomy_problems(nb) -> list[str]:
     ids: dict[str, int] = {}
     tests = 0
     first_answer = None
+    helpers = _returns_nothing("".join(c["source"]) for c in nb["cells"] if c["cell_type"] == "code"
+                               and nbgrader_meta(c).get("locked") and not is_test(c))
     for index, cell in enumerate(nb["cells"]):
         m = nbgrader_meta(cell)
         if not m:
@@ -216,7 +238,7 @@ def anatomy_problems(nb) -> list[str]:
                 problems.append(f"test cell {gid!r} is not locked")
             if first_answer is None:
                 problems.append(f"test cell {gid!r} comes before any answer cell")
-            if _shows_a_value("".join(cell["source"])):
+            if _shows_a_value("".join(cell["source"]), helpers):
                 problems.append(f"test cell {gid!r} ends, as released, with an expression whose value Jupyter would "
                                 f"show (a passing test prints nothing): end it with a check or assign the value")
         if is_answer(cell) and "### BEGIN SOLUTION" not in "".join(cell["source"]):

@@ -81,12 +81,14 @@ class LeNet5(nn.Module):
     as every modern re-implementation does.
     """
 
-    def __init__(self, partial: bool = False):
+    def __init__(self, partial: bool = False, subsampling=None):
+        """``subsampling(channels)`` builds S2 and S4 (default :class:`Subsampling`, e.g. a student's own)."""
         super().__init__()
+        subsampling = Subsampling if subsampling is None else subsampling
         self.c1 = nn.Conv2d(1, 6, 5)
-        self.s2 = Subsampling(6)
+        self.s2 = subsampling(6)
         self.c3 = PartialConv(LENET_C3_TABLE, 5) if partial else nn.Conv2d(6, 16, 5)
-        self.s4 = Subsampling(16)
+        self.s4 = subsampling(16)
         self.c5 = nn.Conv2d(16, 120, 5)
         self.f6 = nn.Linear(120, 84)
         self.output = nn.Linear(84, 10)

@@ -24,7 +24,8 @@
 # 2. train a fully connected net on the real MNIST, on the device `coursekit` picks, then build a CNN in torch and
 #    train it too;
 # 3. shuffle the pixels with one fixed permutation and see which network cares;
-# 4. compute LeNet-5's feature-map shapes and parameter counts, check them against the paper, train it and look
+# 4. compute LeNet-5's feature-map shapes and parameter counts, check them against the paper, write its
+#    sub-sampling layer, train it and look
 #    at what it learned and where it fails.
 #
 # A test cell that passes prints nothing. *Run All* stops at the first failing test: until your answers are done,
@@ -882,16 +883,108 @@ check(
 )
 
 # %% [markdown]
-# Train LeNet-5 with the paper's connection table (trainable sub-sampling; Adam instead of the paper's stochastic
-# diagonal Levenberg-Marquardt), look at its six C1 filters, its confusion matrix and the digits it still gets
-# wrong. Two simplifications: the squashing is plain $\tanh$ after C1, C3, C5 and F6, where the paper uses
+# ### Exercise 5.4 — LeNet's sub-sampling layer
+# Write the module `Subsampling(channels)`, the S2 and S4 layers of the table above: for each of the `channels`
+# input maps, the sum of every non-overlapping $2\times2$ block (stride 2), times a trainable coefficient of that map,
+# plus a trainable bias of that map, then the squashing $\tanh$. Input `(N, channels, H, W)`, output
+# `(N, channels, H // 2, W // 2)`; `2 * channels` parameters in all, created as `nn.Parameter`s in `__init__` (start
+# the coefficients at 0.25, so that the layer first averages, and the biases at 0). The LeNet-5 trained below is
+# built with your layer.
+
+# %% nbgrader={"grade": false, "grade_id": "subsampling-impl", "locked": false, "schema_version": 3, "solution": true, "task": false}
+class Subsampling(torch.nn.Module):
+    """Per map: tanh(coefficient * (sum of each 2x2 block) + bias); (N, C, H, W) -> (N, C, H // 2, W // 2)."""
+
+    def __init__(self, channels):
+        super().__init__()
+        ### BEGIN SOLUTION
+        self.coefficient = torch.nn.Parameter(torch.full((channels,), 0.25))
+        self.bias = torch.nn.Parameter(torch.zeros(channels))
+        ### END SOLUTION
+
+    def forward(self, x):
+        ### BEGIN SOLUTION
+        N, C, H, W = x.shape
+        blocks = x[:, :, : H // 2 * 2, : W // 2 * 2].reshape(N, C, H // 2, 2, W // 2, 2).sum(dim=(3, 5))
+        return torch.tanh(blocks * self.coefficient[:, None, None] + self.bias[:, None, None])
+        ### END SOLUTION
+
+
+# %% nbgrader={"grade": true, "grade_id": "subsampling-shapes", "locked": true, "points": 1, "schema_version": 3, "solution": false, "task": false}
+# Two trainable parameters per map, the output shape, and the first output: tanh of each block's mean.
+x_s2 = torch.randn(2, 6, 28, 28, generator=torch.Generator().manual_seed(40))
+with own_work(stage=4, what="Subsampling"):
+    layer_s2 = Subsampling(6)
+    out_s2 = layer_s2(x_s2)
+check(isinstance(layer_s2, torch.nn.Module), "Subsampling should be a torch nn.Module")
+check(sum(p.numel() for p in layer_s2.parameters() if p.requires_grad) == 12,
+      "Subsampling(6) should have 12 trainable parameters: a coefficient and a bias per map")
+check_shape(out_s2, (2, 6, 14, 14), "Subsampling(6) of a (2, 6, 28, 28) batch")
+check_close(out_s2.detach().numpy(), torch.tanh(torch.nn.functional.avg_pool2d(x_s2, 2)).numpy(),
+            "the output of a new layer (coefficient 0.25, bias 0): tanh of each block's mean", tol=1e-5, atol=1e-6)
+### BEGIN HIDDEN TESTS
+for shape_s in ((1, 16, 10, 10), (3, 2, 7, 9)):
+    x_s = torch.randn(*shape_s, generator=torch.Generator().manual_seed(41))
+    with own_work(stage=4, what="Subsampling"):
+        out_s = Subsampling(shape_s[1])(x_s)
+    check_shape(out_s, (shape_s[0], shape_s[1], shape_s[2] // 2, shape_s[3] // 2), f"Subsampling of a {shape_s} batch")
+    check_close(out_s.detach().numpy(), torch.tanh(torch.nn.functional.avg_pool2d(x_s, 2)).numpy(),
+                f"the output of a new layer for a {shape_s} batch", tol=1e-5, atol=1e-6)
+### END HIDDEN TESTS
+
+# %% nbgrader={"grade": false, "grade_id": "subsampling-oracle", "locked": true, "schema_version": 3, "solution": false, "task": false}
+def subsampling_oracle(x, coefficient, bias):
+    return torch.tanh(4 * torch.nn.functional.avg_pool2d(x, 2) * coefficient[:, None, None] + bias[:, None, None])
+
+
+def check_subsampling(seed, shape, what):
+    g = torch.Generator().manual_seed(seed)
+    x, c, b = torch.randn(*shape, generator=g), torch.randn(shape[1], generator=g), torch.randn(shape[1], generator=g)
+    dOut = torch.randn(shape[0], shape[1], shape[2] // 2, shape[3] // 2, generator=g)
+    with own_work(stage=4, what="Subsampling"):
+        layer = Subsampling(shape[1])
+    check(isinstance(getattr(layer, "coefficient", None), torch.nn.Parameter)
+          and isinstance(getattr(layer, "bias", None), torch.nn.Parameter),
+          "Subsampling should keep its parameters as the nn.Parameters self.coefficient and self.bias")
+    with torch.no_grad():
+        layer.coefficient.copy_(c)
+        layer.bias.copy_(b)
+    x_mine = x.clone().requires_grad_(True)
+    with own_work(stage=4, what="Subsampling"):
+        out = layer(x_mine)
+        out.backward(dOut)
+    x_ref, c_ref, b_ref = (t.clone().requires_grad_(True) for t in (x, c, b))
+    expected = subsampling_oracle(x_ref, c_ref, b_ref)
+    expected.backward(dOut)
+    check_close(out.detach().numpy(), expected.detach().numpy(), f"the output {what}", tol=1e-5, atol=1e-6)
+    for name, got, want in (("input", x_mine.grad, x_ref.grad), ("coefficients", layer.coefficient.grad, c_ref.grad),
+                            ("biases", layer.bias.grad, b_ref.grad)):
+        check(got is not None, f"no gradient reached the {name}: is the output computed from them with torch?")
+        check_close(got.numpy(), want.numpy(), f"the gradient of the {name} {what}", tol=1e-4, atol=1e-5)
+
+
+# %% nbgrader={"grade": true, "grade_id": "subsampling-function", "locked": true, "points": 2, "schema_version": 3, "solution": false, "task": false}
+# With coefficients and biases set by the test: the output, and the gradients of the input, the coefficients
+# and the biases (the layer must be trainable) against torch autograd of the same formula.
+check_subsampling(42, (2, 3, 6, 6), "of a (2, 3, 6, 6) batch")
+### BEGIN HIDDEN TESTS
+check_subsampling(43, (1, 6, 28, 28), "of a (1, 6, 28, 28) batch")
+check_subsampling(44, (3, 4, 9, 11), "of a (3, 4, 9, 11) batch")
+### END HIDDEN TESTS
+
+# %% [markdown]
+# Train LeNet-5 with the paper's connection table (and your trainable sub-sampling; Adam instead of the paper's
+# stochastic diagonal Levenberg-Marquardt), look at its six C1 filters, its confusion matrix and the digits it still
+# gets wrong. Two simplifications: the squashing is plain $\tanh$ after C1, C3, C5 and F6, where the paper uses
 # $f(a) = 1.7159 \tanh(2a/3)$ after every layer, the sub-sampling ones included; and a linear output layer with
 # softmax cross-entropy replaces the paper's Gaussian (RBF) units. The paper reports 0.95% test error without
 # distortions (its Figure 5: the test error levels off after about 10 of its 20 passes over the data).
 
 # %% nbgrader={"grade": false, "grade_id": "lenet-train", "locked": true, "schema_version": 3, "solution": false, "task": false}
+subsampling_layer = yours_or(Subsampling, models.Subsampling, "LeNet-5's S2 and S4")
 lenet, lenet_history = train(
-    lambda: models.LeNet5(partial=True), "LeNet-5", train_images, (test_images, test_labels), seed=3
+    lambda: models.LeNet5(partial=True, subsampling=subsampling_layer), "LeNet-5", train_images,
+    (test_images, test_labels), seed=3,
 )
 plots.show(
     plots.image_grid(

@@ -215,20 +215,39 @@ def _lookup_wrap(name, function):
         key = (name, _lookup_key(args, kwargs))
         if _lookup_mode[0] == "record":
             result = function(*args, **kwargs)
-            _lookup_table[key] = _lookup_table[(name, None)] = _lookup_copy.deepcopy(result)
+            _lookup_table[key] = _lookup_table[(name, None)] = _lookup_copied(result)
             return result
-        return _lookup_copy.deepcopy(_lookup_table.get(key, _lookup_table.get((name, None))))
+        return _lookup_copied(_lookup_table.get(key, _lookup_table.get((name, None))))
     return looked_up
+def _lookup_copied(value):
+    try:
+        return _lookup_copy.deepcopy(value)
+    except Exception:  # a tensor inside an autograd graph cannot be copied: the table keeps it as it is
+        return value
 for _lookup_name in {names!r}:
-    globals()[_lookup_name] = _lookup_wrap(_lookup_name, globals()[_lookup_name])
+    _lookup_owner, _, _lookup_method = _lookup_name.rpartition(".")
+    if _lookup_owner:  # a method of a class the answer defines (its forward, say)
+        _lookup_class = globals()[_lookup_owner]
+        setattr(_lookup_class, _lookup_method, _lookup_wrap(_lookup_name, getattr(_lookup_class, _lookup_method)))
+    else:
+        globals()[_lookup_name] = _lookup_wrap(_lookup_name, globals()[_lookup_name])
 '''
 
 
 def answer_functions(source: str) -> list[str]:
-    """The functions an answer cell defines at top level."""
+    """The functions an answer cell defines at top level, and the methods (``Class.method``) of the classes it
+    defines, ``__init__`` and other dunders aside (a lookup table replays what they compute, not their building)."""
     import ast
 
-    return [node.name for node in ast.parse(source).body if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef))]
+    functions = (ast.FunctionDef, ast.AsyncFunctionDef)
+    names = []
+    for node in ast.parse(source).body:
+        if isinstance(node, functions):
+            names.append(node.name)
+        elif isinstance(node, ast.ClassDef):
+            names += [f"{node.name}.{item.name}" for item in node.body
+                      if isinstance(item, functions) and not item.name.startswith("__")]
+    return names
 
 
 visible = course.anatomy.visible_tests  # a test cell as the release shows it

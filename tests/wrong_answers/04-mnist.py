@@ -194,6 +194,38 @@ WRONG = {
              '    class Permute(torch.nn.Module):\n        def forward(self, x):\n            return x.permute(0, 2, 3, 1)\n\n    return torch.nn.Sequential(\n        torch.nn.Conv2d(1, 16, 3, padding=1), torch.nn.ReLU(), torch.nn.MaxPool2d(2),\n        torch.nn.Conv2d(16, 32, 3, padding=1), torch.nn.ReLU(), torch.nn.MaxPool2d(2),\n        Permute(), torch.nn.Flatten(), torch.nn.Linear(32 * 7 * 7, 10),\n    )'),
         ],
     },
+    'subsampling-impl': {
+        'the mean of each block, not its sum': [
+            ('        blocks = x[:, :, : H // 2 * 2, : W // 2 * 2].reshape(N, C, H // 2, 2, W // 2, 2).sum(dim=(3, 5))',
+             '        blocks = x[:, :, : H // 2 * 2, : W // 2 * 2].reshape(N, C, H // 2, 2, W // 2, 2).mean(dim=(3, 5))'),
+        ],
+        'max pooling instead of the sum': [
+            ('        blocks = x[:, :, : H // 2 * 2, : W // 2 * 2].reshape(N, C, H // 2, 2, W // 2, 2).sum(dim=(3, 5))',
+             '        blocks = x[:, :, : H // 2 * 2, : W // 2 * 2].reshape(N, C, H // 2, 2, W // 2, 2).amax(dim=(3, 5))'),
+        ],
+        'no squashing': [
+            ('        return torch.tanh(blocks * self.coefficient[:, None, None] + self.bias[:, None, None])',
+             '        return blocks * self.coefficient[:, None, None] + self.bias[:, None, None]'),
+        ],
+        'the coefficient applied after tanh': [
+            ('        return torch.tanh(blocks * self.coefficient[:, None, None] + self.bias[:, None, None])',
+             '        return torch.tanh(blocks) * self.coefficient[:, None, None] + self.bias[:, None, None]'),
+        ],
+        'one bias for all maps': [
+            ('        self.coefficient = torch.nn.Parameter(torch.full((channels,), 0.25))\n        self.bias = torch.nn.Parameter(torch.zeros(channels))',
+             '        self.coefficient = torch.nn.Parameter(torch.full((channels,), 0.25))\n        self.bias = torch.nn.Parameter(torch.zeros(1))'),
+            ('        return torch.tanh(blocks * self.coefficient[:, None, None] + self.bias[:, None, None])',
+             '        return torch.tanh(blocks * self.coefficient[:, None, None] + self.bias)'),
+        ],
+        'a coefficient that is not trainable': [
+            ('        self.coefficient = torch.nn.Parameter(torch.full((channels,), 0.25))\n        self.bias = torch.nn.Parameter(torch.zeros(channels))',
+             '        self.coefficient = torch.full((channels,), 0.25)\n        self.bias = torch.nn.Parameter(torch.zeros(channels))'),
+        ],
+        'blocks that overlap (stride 1)': [
+            ('        blocks = x[:, :, : H // 2 * 2, : W // 2 * 2].reshape(N, C, H // 2, 2, W // 2, 2).sum(dim=(3, 5))',
+             '        blocks = (x[:, :, :-1, :-1] + x[:, :, 1:, :-1] + x[:, :, :-1, 1:] + x[:, :, 1:, 1:])'),
+        ],
+    },
 }
 
 DELEGATING = {
@@ -238,6 +270,7 @@ def lenet_shapes(size=32):
 def make_cnn():
     return models.small_cnn()
 """,
+    "subsampling-impl": "Subsampling = models.Subsampling",
     "conv-parameters-impl": """
 def conv_parameters(in_channels, out_channels, kernel_size, table=None):
     if table is not None:
@@ -282,6 +315,16 @@ VALID = {
         "max pooling before the ReLU (the two commute: relu is increasing)": [
             ('    return torch.nn.Sequential(\n        torch.nn.Conv2d(1, 16, 3, padding=1), torch.nn.ReLU(), torch.nn.MaxPool2d(2),\n        torch.nn.Conv2d(16, 32, 3, padding=1), torch.nn.ReLU(), torch.nn.MaxPool2d(2),\n        torch.nn.Flatten(), torch.nn.Linear(32 * 7 * 7, 10),\n    )',
              '    return torch.nn.Sequential(\n        torch.nn.Conv2d(1, 16, 3, padding=1), torch.nn.MaxPool2d(2), torch.nn.ReLU(),\n        torch.nn.Conv2d(16, 32, 3, padding=1), torch.nn.MaxPool2d(2), torch.nn.ReLU(),\n        torch.nn.Flatten(), torch.nn.Linear(32 * 7 * 7, 10),\n    )'),
+        ],
+    },
+    'subsampling-impl': {
+        'avg_pool2d times 4': [
+            ('        blocks = x[:, :, : H // 2 * 2, : W // 2 * 2].reshape(N, C, H // 2, 2, W // 2, 2).sum(dim=(3, 5))',
+             '        blocks = 4 * torch.nn.functional.avg_pool2d(x, 2)'),
+        ],
+        'a grouped convolution with a 2x2 kernel of ones': [
+            ('        blocks = x[:, :, : H // 2 * 2, : W // 2 * 2].reshape(N, C, H // 2, 2, W // 2, 2).sum(dim=(3, 5))',
+             '        blocks = torch.nn.functional.conv2d(x, torch.ones(C, 1, 2, 2), stride=2, groups=C)'),
         ],
     },
 }
