@@ -165,14 +165,10 @@ class GraphViewer(Explorer):
         return found
 
 
-def _parents_drawn(v):
-    return GraphViewer._parents(v)
-
-
 def _graph_figure(values, blocks, current=None, title=None):
-    width = 1.6 * (1 + max(plots.graph_layout(values, _parents_drawn).values(), key=lambda p: p[0])[0])
+    width = 1.6 * (1 + max(plots.graph_layout(values, GraphViewer._parents).values(), key=lambda p: p[0])[0])
     fig, (ax,) = plots.new_figure(width=max(7.0, width), height=5.0)
-    plots.draw_graph(ax, values, blocks, parents_of=_parents_drawn, current=current, title=title)
+    plots.draw_graph(ax, values, blocks, parents_of=GraphViewer._parents, current=current, title=title)
     return fig
 
 
