@@ -70,6 +70,11 @@ c.Autograde.autograde_preprocessors = [
     "nbgrader.preprocessors.CheckCellMetadata",
 ]
 c.SealedExecute.zero_flagged = False
+# An answer cell only defines functions and classes (milliseconds; a first import, seconds on a slow
+# laptop): one still running after 60 s, a top-level loop, is interrupted and counted as a fault, so it
+# costs its exercise, the later exercises are graded with the instructor's answer standing in, and it
+# costs 60 s of grading rather than the cell timeout's 120 s.
+c.SealedExecute.answer_timeout = 60
 
 # Any stderr output in a test cell scores 0 (nbgrader treats it as an error). Drop known benign
 # library messages that can appear the first time a machine runs the course.

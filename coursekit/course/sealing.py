@@ -11,6 +11,9 @@
   or a cell that ignores the interrupt costs the exercise it happens in (its remaining test cells
   score 0); the notebook is re-run in a fresh kernel from the next cell, with that answer replaced by
   the instructor's for the later exercises that call it, so that they are graded on their own.
+  ``SealedExecute.answer_timeout``, when set, is an answer cell's own time limit (an answer only
+  defines functions and classes): an answer still running then, a top-level loop, is interrupted and
+  is such a fault too.
 - Both write what they found to ``integrity/<assignment>/<student>/<notebook>.json`` in the course
   directory; ``coursekit audit`` and ``coursekit autograde`` show it, with the static audit of the
   answers (:mod:`coursekit.course.audit`). ``SealedExecute.zero_flagged`` zeroes the exercises whose
@@ -171,6 +174,26 @@ class SealedExecute(Execute):
 
     guard_timeout = Integer(30, help="Seconds a guard may take before the kernel counts as hung").tag(config=True)
     zero_flagged = Bool(False, help="Score 0 the exercises whose answers the integrity audit flagged").tag(config=True)
+    answer_timeout = Integer(None, allow_none=True, help=(
+        "Seconds an answer cell (solution: true) may run, at most the cell timeout (Execute.timeout): an answer "
+        "still running then is interrupted and counted as a fault (its exercise scores 0, the rest is graded in a "
+        "fresh kernel with the instructor's answer standing in). An answer only defines functions and classes, "
+        "so a top-level loop need not cost the whole cell timeout. None: the cell timeout, and an answer that "
+        "runs past it is interrupted as any other cell, not a fault")).tag(config=True)
+
+    def _get_timeout(self, cell):
+        """nbclient's per-cell limit: for an answer cell, its own where one is set."""
+        timeout = super()._get_timeout(cell)
+        if self._answer_limited(cell) and self.answer_timeout > 0:
+            timeout = min(timeout, self.answer_timeout) if timeout else self.answer_timeout
+        return timeout
+
+    def _answer_limited(self, cell) -> bool:
+        return self.answer_timeout is not None and cell is not None and cell.cell_type == "code" and is_answer(cell)
+
+    async def _async_handle_timeout(self, timeout, cell=None):
+        self._timed_out = timeout  # nbclient interrupts the kernel and records the cell's timeout error
+        return await super()._async_handle_timeout(timeout, cell)
 
     def preprocess(self, nb, resources, km=None):
         from nbclient import NotebookClient
@@ -284,14 +307,19 @@ class SealedExecute(Execute):
 
     async def _execute(self, cell, index, store_history):
         kept = self.nb.cells[index]  # nbclient stores the executed cell back: a replayed copy must not stay
+        self._timed_out = None
         try:
             await self.async_execute_cell(cell, index, store_history=store_history)
         except DeadKernelError:
             raise _Fault(index, "the kernel died (os._exit, a crash or a signal)") from None
         except CellTimeoutError:
-            raise _Fault(index, f"the cell did not stop within {self.timeout} s, even when interrupted") from None
+            raise _Fault(index, f"the cell did not stop within {self._get_timeout(cell)} s, "
+                                f"even when interrupted") from None
         finally:
             self.nb.cells[index] = kept
+        if self._timed_out is not None and self._answer_limited(cell):
+            raise _Fault(index, f"the answer cell ran past its {self._timed_out} s limit "
+                                f"(SealedExecute.answer_timeout) and was interrupted")
 
     async def _guard(self, expression, index, report, exercise):
         """Evaluate a guard in the kernel; a kernel that does not answer, or whose guard fails, is a fault."""

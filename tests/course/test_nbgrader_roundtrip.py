@@ -1,12 +1,14 @@
 """An nbgrader round trip for every stage, in a scratch course directory (docs/ANATOMY.md §4).
 
-generate_assignment -> four submissions -> autograde -> generate_feedback, then the gradebook:
+generate_assignment -> two submissions -> one autograde -> generate_feedback, then the gradebook:
 - ada submits the full solution: every autograded point;
-- bob submits the untouched release: 0;
-- cy submits one registered wrong answer: strictly between;
-- dee's first answer never returns (a top-level infinite loop): nbgrader's per-cell timeout
-  (shortened for dee alone) interrupts it, that exercise scores 0 and the later ones are graded.
-The feedback of every student contains no hidden-test source.
+- mix submits every kind of trouble at once, one exercise each: the first answer never returns (a
+  top-level infinite loop), cut off by ``SealedExecute.answer_timeout`` (shortened here) as a fault,
+  so that exercise scores 0; the last but one is a registered wrong answer and loses a point; the last
+  is the release's stub and scores 0; every exercise between is solved and scores full points, which
+  shows the rest of the notebook is graded after the fault (the wrong answer comes after them: later
+  exercises may call it, and only the stub's follow it). Its total is strictly between 0 and the maximum.
+The feedback of both students contains no hidden-test source and no traceback.
 """
 
 from __future__ import annotations
@@ -24,11 +26,13 @@ import pytest
 from nbgrader.api import Gradebook
 
 from coursekit import course
+from coursekit.course import sealing
 
 from . import support
 
 STAGES = support.STAGES
-LOOP_TIMEOUT = 10  # seconds: the round trip's Execute.timeout, so the loop is cut off quickly
+ANSWER_TIMEOUT = 10  # seconds: the round trip's SealedExecute.answer_timeout, so the loop is cut off quickly
+STUDENTS = ("ada", "mix")
 
 pytestmark = pytest.mark.course
 
@@ -101,22 +105,20 @@ def graded(request, tmp_path_factory):
     solved = {course.nbgrader_meta(c)["grade_id"]: support.strip_markers(c.source)
               for c in source.cells if course.nbgrader_meta(c).get("solution")}
     exercises = course.exercises(source)
-    first, wrong_one = exercises[0], support.wrong_answers(stage)[exercises[0].grade_id]
-    students = {
-        "ada": submission(release, solved),
-        "bob": submission(release, {}),
-        "cy": submission(release, {**solved, first.grade_id: next(iter(wrong_one.values()))}),
-        "dee": submission(release, {**solved, first.grade_id: "while True:\n    pass\n" + solved[first.grade_id]}),
-    }
+    assert len(exercises) >= 4, (f"{stage} has {len(exercises)} autograded exercises: the round trip needs at "
+                                 f"least 4 (a loop, a solved one, a wrong answer and a stub, one exercise each)")
+    looping, wrong, stub = exercises[0], exercises[-2], exercises[-1]
+    mix = {**solved, looping.grade_id: "while True:\n    pass\n" + solved[looping.grade_id],
+           wrong.grade_id: next(iter(support.wrong_answers(stage)[wrong.grade_id].values()))}
+    del mix[stub.grade_id]  # the release's stub stays
+    students = {"ada": submission(release, solved), "mix": submission(release, mix)}
     for student, nb in students.items():
         folder = root / "submitted" / student / stage
         folder.mkdir(parents=True)
         nbformat.write(nb, folder / f"{stage}.ipynb")
 
-    # ada, bob and cy under the configured timeout; dee alone under a short one, so that the loop is
-    # cut off in seconds without putting every other cell under that limit
-    nbgrader(root, "autograde", stage, "--create", "--force", "--CourseDirectory.student_id_exclude=dee")
-    nbgrader(root, "autograde", stage, "--create", "--force", "--student=dee", f"--Execute.timeout={LOOP_TIMEOUT}")
+    # one run for both: only the answer cells get the short limit, every other cell keeps the configured one
+    nbgrader(root, "autograde", stage, "--create", "--force", f"--SealedExecute.answer_timeout={ANSWER_TIMEOUT}")
     nbgrader(root, "generate_feedback", stage, "--force")
     return stage, root, source, release, exercises
 
@@ -135,31 +137,49 @@ def test_full_solution_scores_every_point(graded):
     assert score == max_score, {k: v for k, v in cells.items() if v[0] != v[1]}
 
 
-def test_untouched_release_scores_zero(graded):
+def mix_exercises(graded):
+    """The gradebook's test cells of mix, and its exercises: looping, wrong, stub and the solved ones."""
+    stage, root, _, _, exercises = graded
+    score, max_score, cells = scores(root, stage, "mix")
+    return score, max_score, cells, exercises[0], exercises[-2], exercises[-1], exercises[1:-2]
+
+
+def test_an_answer_that_never_returns_is_cut_off_as_a_fault(graded):
     stage, root, _, _, _ = graded
-    score, max_score, _ = scores(root, stage, "bob")
-    assert max_score > 0
-    assert score == 0
-
-
-def test_one_wrong_answer_scores_strictly_between(graded):
-    stage, root, _, _, exercises = graded
-    score, max_score, cells = scores(root, stage, "cy")
-    assert 0 < score < max_score
-    assert any(cells[gid][0] < cells[gid][1] for gid in exercises[0].test_ids)
-
-
-def test_an_answer_that_never_returns_is_cut_off_and_the_rest_is_graded(graded):
-    stage, root, _, _, exercises = graded
-    score, max_score, cells = scores(root, stage, "dee")
-    assert all(cells[gid][0] == 0 for gid in exercises[0].test_ids), "the looping exercise should score 0"
-    later = [gid for ex in exercises[1:] for gid in ex.test_ids]
-    assert any(cells[gid][0] == cells[gid][1] for gid in later), "the exercises after the loop were not graded"
-    assert 0 < score < max_score
-    autograded = root / "autograded" / "dee" / stage / f"{stage}.ipynb"
+    _, _, cells, looping, _, _, _ = mix_exercises(graded)
+    assert all(cells[gid][0] == 0 for gid in looping.test_ids), "the looping exercise should score 0"
+    autograded = root / "autograded" / "mix" / stage / f"{stage}.ipynb"
     answer = next(c for c in course.read_notebook(autograded).cells
-                  if course.nbgrader_meta(c).get("grade_id") == exercises[0].grade_id)
+                  if course.nbgrader_meta(c).get("grade_id") == looping.grade_id)
     assert any(o.get("output_type") == "error" for o in answer.outputs), "the loop was not interrupted"
+    # the answer's own limit cut it off, as a fault that costs this exercise alone
+    report = sealing.read_report(root / sealing.REPORTS / stage / "mix" / f"{stage}.json")
+    faults = [(f["exercise"], f"{ANSWER_TIMEOUT} s limit (SealedExecute.answer_timeout)" in f["what"])
+              for f in report.get("faults", [])]
+    assert faults == [(looping.grade_id, True)], report.get("faults")
+
+
+def test_a_wrong_answer_loses_a_point(graded):
+    _, _, cells, _, wrong, _, _ = mix_exercises(graded)
+    assert any(cells[gid][0] < cells[gid][1] for gid in wrong.test_ids), "the wrong answer kept every point"
+
+
+def test_a_stub_scores_zero(graded):
+    _, _, cells, _, _, stub, _ = mix_exercises(graded)
+    assert sum(cells[gid][1] for gid in stub.test_ids) > 0
+    assert all(cells[gid][0] == 0 for gid in stub.test_ids), "the release's stub scored points"
+
+
+def test_every_other_exercise_is_graded_after_the_fault(graded):
+    _, _, cells, _, _, _, others = mix_exercises(graded)
+    assert others and all(ex.test_ids for ex in others)
+    missed = {gid: cells[gid] for ex in others for gid in ex.test_ids if cells[gid][0] != cells[gid][1]}
+    assert not missed, f"solved exercises lost points after the fault: {missed}"
+
+
+def test_a_mixed_submission_scores_strictly_between(graded):
+    score, max_score, _, _, _, _, _ = mix_exercises(graded)
+    assert 0 < score < max_score
 
 
 def test_feedback_holds_no_hidden_test_source(graded):
@@ -167,10 +187,11 @@ def test_feedback_holds_no_hidden_test_source(graded):
     secret = hidden_lines(source, release)
     assert secret, "the stage has no hidden tests to protect"
     # positive control: the autograded notebooks, which feedback is made from, do hold them
-    autograded = course.read_notebook(root / "autograded" / "cy" / stage / f"{stage}.ipynb")
-    autograded_source = "\n".join(c.source for c in autograded.cells)
-    assert all(line in autograded_source for line in secret)
-    for student in ("ada", "bob", "cy", "dee"):
+    for student in STUDENTS:
+        autograded = course.read_notebook(root / "autograded" / student / stage / f"{stage}.ipynb")
+        autograded_source = "\n".join(c.source for c in autograded.cells)
+        assert all(line in autograded_source for line in secret), f"{student}'s autograded notebook lacks them"
+    for student in STUDENTS:
         page = (root / "feedback" / student / stage / f"{stage}.html").read_text()
         assert page_text(page).strip(), f"{student}'s feedback is empty"
         assert leaks(page, secret) == [], f"{student}'s feedback shows hidden tests"
