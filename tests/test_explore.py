@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 
 from coursekit.data import samples
+from coursekit.explore import plots
 from coursekit.explore.nets import BackpropExplorer
 
 PNG = b"\x89PNG\r\n\x1a\n"
@@ -675,3 +676,141 @@ def test_the_static_graph_figure_shows_every_value_with_its_gradient():
     assert all("∂ —" not in t for t in texts), "a box without its gradient"
     assert fig.axes[0].get_title() == "the two-layer net"
     assert W1.grad is not None and np.isfinite(W1.grad).all()
+
+
+# -- stage 05: the augmentation explorer, the layer explorer, colour grids ---------------------------
+
+def _png_width(png: bytes) -> int:
+    return int.from_bytes(png[16:20], "big")
+
+
+@pytest.fixture(scope="module")
+def photo_crops():
+    import torch
+
+    crops, _ = samples.photo_crops(96, per_photo=1, short_side=128, photos=("chelsea", "coffee", "rocket", "astronaut"))
+    return torch.from_numpy(crops)
+
+
+def test_augmentation_explorer_shifts_the_colour_by_the_formula_and_redraws(photo_crops):
+    import torch
+
+    from coursekit.explore.nets import AugmentationExplorer
+    from coursekit.nets import augment
+
+    values, vectors = augment.pca_colour_basis(photo_crops)
+    calls = []
+
+    def shift(x, lam, p, alphas):
+        calls.append(alphas.clone())
+        return augment.pca_colour_shift(x, lam, p, alphas)
+
+    ex = AugmentationExplorer(photo_crops[0], values, vectors, shift=shift, size=64)
+    assert ex.updates == 1 and bytes(ex.image.value).startswith(PNG)
+    assert _png_width(bytes(ex.image.value)) <= NOTEBOOK_WIDTH
+    before = bytes(ex.image.value)
+    ex.alphas[0].value = 2.0
+    assert ex.updates == 2 and bytes(ex.image.value) != before
+    assert torch.allclose(calls[-1], torch.tensor([[0.2, 0.0, 0.0]], dtype=torch.float64))
+    out = ex.augmented()
+    t, l = ex.top.value, ex.left.value
+    plain = photo_crops[0, :, t:t + 64, l:l + 64].double() / 255
+    expected = plain + (0.2 * values[0] * vectors[:, 0]).double()[:, None, None]
+    torch.testing.assert_close(out, expected)
+    ex.flip.value = True
+    torch.testing.assert_close(ex.augmented(), expected.flip(-1))
+    ex.top.value = 0
+    assert ex.updates == 4
+
+
+def test_augmentation_explorer_reports_a_failing_shift_and_refuses_a_crop_too_big(photo_crops):
+    from coursekit.explore.nets import AugmentationExplorer
+    from coursekit.nets import augment
+
+    values, vectors = augment.pca_colour_basis(photo_crops)
+
+    def broken(*args):
+        raise ValueError("not answered")
+
+    ex = AugmentationExplorer(photo_crops[0], values, vectors, shift=broken, size=64)
+    assert "failed" in ex.status.value and "not answered" in ex.status.value
+    with pytest.raises(ValueError, match="does not fit"):
+        AugmentationExplorer(photo_crops[0], values, vectors, shift=augment.pca_colour_shift, size=200)
+
+
+def test_layer_explorer_shows_the_top_patches_of_the_channel_and_redraws(photo_crops):
+    from coursekit.explore.nets import LayerExplorer
+    from coursekit.nets import pretrained
+
+    net = pretrained.load_efficientnet_lite0("cpu")
+    ex = LayerExplorer(net, photo_crops, layers=("block2", "block3"))
+    assert ex.updates == 1 and bytes(ex.image.value).startswith(PNG)
+    assert "block2" in ex.status.value and "receptive field 19" in ex.status.value
+    assert _png_width(bytes(ex.image.value)) <= NOTEBOOK_WIDTH + 200
+    before = bytes(ex.image.value)
+    ex.channel.value = 5
+    assert ex.updates == 2 and bytes(ex.image.value) != before
+    ex.layer.value = "block3"
+    assert ex.channel.max == pretrained.FEATURE_LAYERS["block3"].channels - 1
+    assert ex.maps["block3"].shape == (4, 40, 12, 12)  # 96 / 8
+    ex.channel.value = 39
+    ex.layer.value = "block2"  # 24 channels: the channel goes back to 0
+    assert ex.channel.value == 0 and ex.channel.max == 23
+    with pytest.raises(ValueError, match="not among"):
+        LayerExplorer(net, photo_crops, layers=("conv9",))
+
+
+def test_top_activations_pick_each_images_maximum_and_rank_the_images():
+    import torch
+
+    from coursekit.nets import inspect
+
+    maps = torch.zeros(4, 2, 3, 5)
+    maps[0, 1, 2, 4] = 3.0
+    maps[2, 1, 0, 1] = 5.0
+    maps[3, 1, 1, 1] = 1.0
+    maps[3, 1, 2, 2] = 4.0
+    found = inspect.top_activations(maps, 1, k=3)
+    assert [(a.image, a.row, a.col, a.value) for a in found] == [(2, 0, 1, 5.0), (3, 2, 2, 4.0), (0, 2, 4, 3.0)]
+    with pytest.raises(ValueError, match="channel must lie"):
+        inspect.top_activations(maps, 2)
+
+
+def test_patch_boxes_are_the_receptive_field_centred_on_the_unit_and_clipped():
+    from coursekit.nets import inspect
+
+    # a 3x3 kernel with stride 1 and no padding: unit (i, j) sees input rows i-1..i+1 around its centre i
+    assert inspect.patch_box(5, 5, 3, 1, 20, 20) == (4, 7, 4, 7)
+    # a field of 19 with stride 4: unit 3 is centred at 3 * 4 + 1.5 = 13.5 (rows 5..23); unit 0 at 1.5, its
+    # field (rows -7..11) clipped at the border, not moved inside the image
+    assert inspect.patch_box(3, 0, 19, 4, 56, 56) == (5, 24, 0, 12)
+    assert inspect.patch_box(13, 13, 19, 4, 56, 56) == (45, 56, 45, 56)
+
+
+def test_nearest_neighbours_by_cosine_leave_the_query_out():
+    import torch
+
+    from coursekit.nets import inspect
+
+    f = torch.tensor([[1.0, 0.0], [10.0, 1.0], [0.0, 1.0], [-1.0, 0.0]])
+    assert inspect.nearest_neighbours(f, [0], k=2).tolist() == [[1, 2]]
+    assert inspect.nearest_neighbours(f, [2], k=1).tolist() == [[1]]
+    brute = [sorted(range(4), key=lambda j: -float(torch.cosine_similarity(f[0], f[j], 0)))[1:3]]
+    assert inspect.nearest_neighbours(f, [0], k=2).tolist() == brute
+
+
+def test_colour_grid_draws_each_image_in_colour_and_refuses_grey_ones():
+    import torch
+
+    images = [torch.rand(3, 5, 7), torch.randint(0, 256, (3, 4, 4), dtype=torch.uint8)]
+    fig = plots.colour_grid(images, ["a", "b"], ncols=1)
+    axes = fig.get_axes()
+    assert len(axes) == 2 and axes[1].get_title() == "b"
+    shown = axes[1].get_images()[0].get_array()
+    assert shown.shape == (4, 4, 3) and float(shown.max()) <= 1.0
+    np.testing.assert_allclose(np.asarray(shown), images[1].numpy().transpose(1, 2, 0) / 255.0)
+    stretched = plots.colour_grid([torch.full((3, 2, 2), -4.0) + torch.arange(4.0).reshape(1, 2, 2)], normalise=True)
+    arr = np.asarray(stretched.get_axes()[0].get_images()[0].get_array())
+    assert arr.min() == 0.0 and arr.max() == 1.0
+    with pytest.raises(ValueError, match=r"\(3, H, W\)"):
+        plots.colour_grid([torch.rand(5, 5)])

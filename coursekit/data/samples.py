@@ -3,6 +3,8 @@ of scikit-image. Datasets that are downloaded live in :mod:`coursekit.data.regis
 
 from __future__ import annotations
 
+import functools
+
 import numpy as np
 
 
@@ -55,3 +57,108 @@ def photo(name: str = "camera", *, gray: bool = True, size: int | None = None) -
         top, left = (h - size) // 2, (w - size) // 2
         image = image[top : top + size, left : left + size]
     return np.ascontiguousarray(image)
+
+
+# Colour photographs that scikit-image ships inside its package (no download).
+COLOUR_PHOTOS = ("astronaut", "chelsea", "coffee", "rocket", "hubble_deep_field", "immunohistochemistry",
+                 "motorcycle_left", "motorcycle_right", "retina")
+
+
+def colour_photo(name: str) -> np.ndarray:
+    """A colour photo of :data:`COLOUR_PHOTOS` as uint8 ``(H, W, 3)``."""
+    if name not in COLOUR_PHOTOS:
+        raise ValueError(f"name must be one of {COLOUR_PHOTOS} (shipped offline); got {name!r}")
+    import skimage.data
+
+    if name.startswith("motorcycle_"):
+        left, right, _ = skimage.data.stereo_motorcycle()
+        image = left if name.endswith("left") else right
+    else:
+        image = getattr(skimage.data, name)()
+    return np.ascontiguousarray(image[..., :3])
+
+
+def _resized(name: str, short_side: int) -> np.ndarray:
+    """The colour photo ``name`` rescaled so that its short side is ``short_side`` (a read-only array)."""
+    return _resized_cached(name, int(short_side))
+
+
+@functools.lru_cache(maxsize=32)
+def _resized_cached(name: str, short_side: int) -> np.ndarray:
+    import skimage.transform
+
+    image = colour_photo(name)
+    h, w = image.shape[:2]
+    scale = short_side / min(h, w)
+    out = skimage.transform.resize(image, (round(h * scale), round(w * scale)), anti_aliasing=True,
+                                   preserve_range=True)
+    out = np.clip(np.rint(out), 0, 255).astype(np.uint8)
+    out.flags.writeable = False  # shared by every caller
+    return out
+
+
+def exemplar_patches(num_classes: int, size: int = 64, short_side: int = 256, seed: int = 0,
+                     photos: tuple[str, ...] = COLOUR_PHOTOS, candidates: int = 8):
+    """Seed patches for exemplar training (Dosovitskiy et al. 2014): each is one surrogate class.
+
+    Each photo is rescaled so that its short side is ``short_side`` pixels (as ImageNet images are to
+    256); a patch is the ``size x size`` window, among ``candidates`` random ones from a random
+    photo, with the most gradient energy (flat sky teaches nothing). Returns uint8
+    ``(num_classes, 3, size, size)`` and, per patch, ``(photo, top, left)`` in the rescaled photo.
+    """
+    if int(num_classes) != num_classes or num_classes < 1:
+        raise ValueError(f"num_classes must be a positive integer; got {num_classes!r}")
+    if not 8 <= size <= short_side:
+        raise ValueError(f"size must lie in [8, short_side={short_side}]; got {size}")
+    rng = np.random.default_rng(seed)
+    images = {name: _resized(name, short_side) for name in photos}
+    patches, where = [], []
+    for _ in range(int(num_classes)):
+        name = photos[int(rng.integers(len(photos)))]
+        image = images[name]
+        h, w = image.shape[:2]
+        best, best_energy = None, -1.0
+        for _ in range(candidates):
+            top, left = int(rng.integers(0, h - size + 1)), int(rng.integers(0, w - size + 1))
+            window = image[top:top + size, left:left + size].astype(np.float32).mean(-1)
+            energy = float(np.abs(np.diff(window, axis=0)).mean() + np.abs(np.diff(window, axis=1)).mean())
+            if energy > best_energy:
+                best, best_energy = (top, left), energy
+        top, left = best
+        patches.append(image[top:top + size, left:left + size].transpose(2, 0, 1))
+        where.append((name, top, left))
+    return np.stack(patches), where
+
+
+def photo_crops(size: int = 224, per_photo: int = 8, short_side: int = 256, seed: int = 0,
+                photos: tuple[str, ...] = COLOUR_PHOTOS):
+    """Random ``size x size`` crops of the colour photos rescaled to a ``short_side``: uint8
+    ``(len(photos) * per_photo, 3, size, size)`` and, per crop, ``(photo, top, left)``."""
+    rng = np.random.default_rng(seed)
+    crops, where = [], []
+    for name in photos:
+        image = _resized(name, short_side)
+        h, w = image.shape[:2]
+        if size > min(h, w):
+            raise ValueError(f"a {size} crop does not fit in {name} rescaled to {h}x{w}")
+        for _ in range(per_photo):
+            top, left = int(rng.integers(0, h - size + 1)), int(rng.integers(0, w - size + 1))
+            crops.append(image[top:top + size, left:left + size].transpose(2, 0, 1))
+            where.append((name, top, left))
+    return np.stack(crops), where
+
+
+def exemplar_views(where, size: int = 64, shift: int = 8, short_side: int = 256, seed: int = 1) -> np.ndarray:
+    """Held-out views of the patches of :func:`exemplar_patches` (its ``where``): each window moved by
+    up to ``shift`` pixels in each direction in its rescaled photo (new pixels come in at the borders),
+    uint8 ``(len(where), 3, size, size)``."""
+    rng = np.random.default_rng(seed)
+    images = {name: _resized(name, short_side) for name in {w[0] for w in where}}
+    views = []
+    for name, top, left in where:
+        image = images[name]
+        h, w = image.shape[:2]
+        t = int(np.clip(top + rng.integers(-shift, shift + 1), 0, h - size))
+        l = int(np.clip(left + rng.integers(-shift, shift + 1), 0, w - size))
+        views.append(image[t:t + size, l:l + size].transpose(2, 0, 1))
+    return np.stack(views)

@@ -1,5 +1,6 @@
 """Explorers of the lecture part "neural networks": the two-layer net retrained as sliders move
-(stage 01) and a computation graph stepped through its backward pass (stage 02)."""
+(stage 01), a computation graph stepped through its backward pass (stage 02), AlexNet's augmentation
+by hand and the feature maps of a trained ImageNet network (stage 05)."""
 
 from __future__ import annotations
 
@@ -178,3 +179,168 @@ def graph_figure(out, title: str | None = None):
     autodiff.backward(out)
     values, blocks = autodiff.expand(out)
     return _graph_figure(values, blocks, title=title)
+
+
+def _as_picture(image):
+    """(3, H, W) uint8 or float in [0, 1] -> (H, W, 3) floats in [0, 1] for imshow."""
+    x = image.detach().cpu().float() if hasattr(image, "detach") else np.asarray(image, dtype=np.float32)
+    x = np.asarray(x)
+    x = x / 255.0 if x.max() > 1.0 else x
+    return np.clip(x.transpose(1, 2, 0), 0.0, 1.0)
+
+
+class AugmentationExplorer(Explorer):
+    """Stage 05: AlexNet's training augmentation on one photo, by hand.
+
+    Sliders set the crop's top-left corner, a check box the reflection, and three sliders the PCA colour
+    coefficients ``alpha_i`` in units of the paper's standard deviation 0.1; ``shift(x, eigenvalues,
+    eigenvectors, alphas)`` (a student's ``colour_shift`` or coursekit's) makes the colour change. The
+    picture shows the photo with the crop's frame and the augmented crop.
+    """
+
+    DPI = 90
+
+    def __init__(self, image, eigenvalues, eigenvectors, *, shift, size: int = 192):
+        import ipywidgets as w
+        import torch
+
+        image = torch.as_tensor(image)
+        if image.ndim != 3 or image.shape[0] != 3:
+            raise ValueError(f"image must have shape (3, H, W); got {tuple(image.shape)}")
+        self.photo = image.float() / 255.0 if image.dtype == torch.uint8 else image.float()
+        self.eigenvalues, self.eigenvectors, self.shift = eigenvalues, eigenvectors, shift
+        h, wd = self.photo.shape[-2:]
+        if not 1 <= size <= min(h, wd):
+            raise ValueError(f"a {size}x{size} crop does not fit in the {h}x{wd} image")
+        self.size = size
+        common = dict(continuous_update=False, style={"description_width": "initial"})
+        self.top = w.IntSlider(value=(h - size) // 2, min=0, max=h - size, description="crop top", **common)
+        self.left = w.IntSlider(value=(wd - size) // 2, min=0, max=wd - size, description="crop left", **common)
+        self.flip = w.Checkbox(value=False, description="reflect")
+        self.alphas = [w.FloatSlider(value=0.0, min=-3.0, max=3.0, step=0.25, description=f"α{i + 1} / 0.1", **common)
+                       for i in range(3)]
+        super().__init__(self.row(self.top, self.left, self.flip), self.row(*self.alphas),
+                         redraw_on=(self.top, self.left, self.flip, *self.alphas))
+        self.update()
+
+    def augmented(self):
+        import torch
+
+        t, l, s = self.top.value, self.left.value, self.size
+        crop = self.photo[:, t:t + s, l:l + s]
+        if self.flip.value:
+            crop = crop.flip(-1)
+        alphas = 0.1 * torch.tensor([[a.value for a in self.alphas]], dtype=torch.float64)
+        values = torch.as_tensor(self.eigenvalues).double().cpu()
+        vectors = torch.as_tensor(self.eigenvectors).double().cpu()
+        return self.shift(crop[None].double(), values, vectors, alphas)[0]
+
+    def draw(self):
+        from matplotlib.patches import Rectangle
+
+        try:
+            out = self.augmented()
+        except Exception as err:  # noqa: BLE001 - a student's shift that fails is reported, not raised
+            self.status.value = f"the colour shift failed: {type(err).__name__}: {err}"
+            return None
+        fig, (ax_photo, ax_crop) = plots.new_figure(2, width=3.6, height=3.4)
+        ax_photo.imshow(_as_picture(self.photo))
+        ax_photo.add_patch(Rectangle((self.left.value - 0.5, self.top.value - 0.5), self.size, self.size,
+                                     fill=False, color="yellow", lw=2))
+        ax_photo.set_title("the photo and the crop")
+        ax_crop.imshow(_as_picture(out))
+        ax_crop.set_title("the augmented crop")
+        for ax in (ax_photo, ax_crop):
+            ax.set_xticks([])
+            ax.set_yticks([])
+        change = out.mean((1, 2)) - self._plain_mean()  # a reflection keeps the mean: this is the colour shift
+        self.status.value = ("colour shift per channel (R, G, B): "
+                             + ", ".join(f"{v:+.4f}" for v in change.tolist()) + " (pixels in [0, 1])")
+        return fig
+
+    def _plain_mean(self):
+        t, l, s = self.top.value, self.left.value, self.size
+        return self.photo[:, t:t + s, l:l + s].double().mean((1, 2))
+
+
+class LayerExplorer(Explorer):
+    """Stage 05: what the feature maps of a trained network respond to (Zeiler & Fergus 2014, Fig. 2).
+
+    Menus pick a layer of ``model`` (a :class:`coursekit.nets.pretrained.EfficientNetLite0`) and a crop
+    of ``images`` (uint8 ``(N, 3, H, W)``), a slider the channel. The picture: the nine crops' patches
+    (receptive fields) where the channel responds most, and the channel's feature map on the chosen crop
+    beside the crop. ``maps`` may hold feature maps already computed for ``images``, by layer name.
+    """
+
+    DPI = 90
+
+    def __init__(self, model, images, *, layers=("stem", "block2", "block4", "block6"), maps=None,
+                 batch_size: int = 16):
+        import ipywidgets as w
+
+        from coursekit.nets import pretrained
+
+        unknown = [n for n in layers if n not in pretrained.FEATURE_LAYERS]
+        if unknown:
+            raise ValueError(f"layers {unknown} are not among {list(pretrained.FEATURE_LAYERS)}")
+        if images.ndim != 4 or images.shape[1] != 3:
+            raise ValueError(f"images must have shape (N, 3, H, W); got {tuple(images.shape)}")
+        self.model, self.images, self.batch_size = model, images, batch_size
+        self.maps = {k: v for k, v in (maps or {}).items() if k in layers}
+        self.layer = w.Dropdown(options=list(layers), value=layers[0], description="layer")
+        self.channel = w.IntSlider(value=0, min=0, max=pretrained.FEATURE_LAYERS[layers[0]].channels - 1,
+                                   description="channel", continuous_update=False)
+        self.crop = w.Dropdown(options=list(range(len(images))), value=0, description="crop")
+        self.layer.observe(self._layer_changed, names="value")
+        super().__init__(self.row(self.layer, self.channel, self.crop), redraw_on=(self.channel, self.crop))
+        self.update()
+
+    def _layer_changed(self, change):
+        from coursekit.nets import pretrained
+
+        channels = pretrained.FEATURE_LAYERS[change["new"]].channels
+        if self.channel.value >= channels:
+            self.channel.value = 0  # redraws
+        self.channel.max = channels - 1
+        self.update()
+
+    def feature_maps(self, name):
+        import torch
+
+        from coursekit.nets import pretrained
+
+        if name not in self.maps:
+            with torch.no_grad():
+                parts = [self.model.feature_maps(pretrained.preprocess(self.images[i:i + self.batch_size]), [name])[name]
+                         for i in range(0, len(self.images), self.batch_size)]
+            self.maps[name] = torch.cat(parts)
+        return self.maps[name]
+
+    def draw(self):
+        from coursekit.nets import inspect, pretrained
+
+        name, channel, crop = self.layer.value, self.channel.value, self.crop.value
+        info = pretrained.FEATURE_LAYERS[name]
+        maps = self.feature_maps(name)
+        patches = inspect.top_patches(self.images, maps, channel, info.receptive_field, info.stride, k=9)
+        fig = plots.Figure(figsize=(10.5, 3.3), layout="constrained")
+        grid = fig.add_gridspec(3, 6)
+        for k, patch in enumerate(patches):
+            ax = fig.add_subplot(grid[k // 3, k % 3])
+            ax.imshow(_as_picture(patch))
+            ax.set_xticks([])
+            ax.set_yticks([])
+        ax_crop = fig.add_subplot(grid[:, 3])
+        ax_crop.imshow(_as_picture(self.images[crop]))
+        ax_crop.set_title(f"crop {crop}", fontsize=9)
+        ax_map = fig.add_subplot(grid[:, 4:6])
+        picture = ax_map.imshow(maps[crop, channel].float().cpu().numpy(), cmap="magma")
+        fig.colorbar(picture, ax=ax_map, shrink=0.8)
+        ax_map.set_title(f"{name}, channel {channel} on crop {crop}", fontsize=9)
+        for ax in (ax_crop, ax_map):
+            ax.set_xticks([])
+            ax.set_yticks([])
+        best = float(maps[:, channel].amax())
+        self.status.value = (f"{name}: {info.channels} channels, receptive field {info.receptive_field} px, "
+                             f"stride {info.stride}; channel {channel}'s strongest response {best:.2f}")
+        return fig

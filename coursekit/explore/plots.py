@@ -216,6 +216,41 @@ def image_grid(images, titles=None, *, ncols: int = 10, size: float = 1.1, cmap:
     return fig
 
 
+def colour_grid(images, titles=None, *, ncols: int = 10, size: float = 1.1, normalise: bool = False,
+                suptitle: str | None = None) -> Figure:
+    """A grid of colour images, each ``(3, H, W)`` (uint8 in 0..255 or floats in [0, 1]; sizes may differ:
+    a sequence of them, or a tensor ``(N, 3, H, W)``).
+
+    ``normalise`` stretches each image to [0, 1] on its own (for learned filters: 0 is mid-grey only
+    if the filter is symmetric, so this shows each filter's colours and structure, not its scale)."""
+    items = [np.asarray(im.detach().cpu() if hasattr(im, "detach") else im, dtype=float) for im in images]
+    if not items or any(im.ndim != 3 or im.shape[0] != 3 for im in items):
+        raise ValueError(f"images must be a non-empty sequence of (3, H, W) arrays; got {[im.shape for im in items][:3]}")
+    if isinstance(ncols, bool) or not isinstance(ncols, int) or ncols < 1:
+        raise ValueError(f"ncols must be a positive integer; got {ncols!r}")
+    if titles is not None and len(titles) != len(items):
+        raise ValueError(f"titles must have one entry per image ({len(items)}); got {len(titles)}")
+    ncols = min(ncols, len(items))
+    nrows = -(-len(items) // ncols)
+    fig = Figure(figsize=(size * ncols, (size + (0.25 if titles is not None else 0)) * nrows + (0.3 if suptitle else 0)),
+                 layout="constrained")
+    for k, image in enumerate(items):
+        if normalise:
+            low, high = image.min(), image.max()
+            image = (image - low) / (high - low) if high > low else np.full_like(image, 0.5)
+        elif image.max() > 1.0:
+            image = image / 255.0
+        ax = fig.add_subplot(nrows, ncols, k + 1)
+        ax.imshow(np.clip(image.transpose(1, 2, 0), 0, 1), interpolation="nearest")
+        ax.set_xticks([])
+        ax.set_yticks([])
+        if titles is not None:
+            ax.set_title(str(titles[k]), fontsize=8)
+    if suptitle:
+        fig.suptitle(suptitle)
+    return fig
+
+
 def plot_confusion(ax: Axes, matrix, *, title: str = "confusion matrix") -> None:
     """Draw a confusion matrix (rows: true class, columns: predicted) with its counts written in.
 
