@@ -316,6 +316,18 @@ def test_a_test_cell_may_end_with_a_check_helper_of_a_locked_cell_that_returns_n
     assert problems("def other(n):\n    pass")  # check_twice is not a helper of the notebook: unknown, so a value
 
 
+def test_a_test_cell_may_end_with_a_helper_it_defines_itself_that_returns_nothing():
+    def problems(test_source):
+        nb = _stage_notebook()
+        nb.cells[4].source = test_source
+        return [p for p in course.anatomy_problems(nb) if "would show" in p]
+
+    assert not problems("def check_all(n):\n    check(count() == n, 'n')\n\n\ncheck_all(1)")
+    assert problems("def check_all(n):\n    return count() == n\n\n\ncheck_all(1)")  # its value would show
+    # a helper defined only in the hidden tests is not in the release: its call there would be unknown
+    assert problems("check_all(1)\n### BEGIN HIDDEN TESTS\ndef check_all(n):\n    pass\n### END HIDDEN TESTS")
+
+
 def test_coursekit_lab_writes_settings_that_jupyterlab_knows(tmp_path, monkeypatch):
     import json
 

@@ -238,7 +238,8 @@ def anatomy_problems(nb) -> list[str]:
                 problems.append(f"test cell {gid!r} is not locked")
             if first_answer is None:
                 problems.append(f"test cell {gid!r} comes before any answer cell")
-            if _shows_a_value("".join(cell["source"]), helpers):
+            source = "".join(cell["source"])  # its own helpers count too: the cell is locked like the others
+            if _shows_a_value(source, helpers | _returns_nothing([visible_tests(source)])):
                 problems.append(f"test cell {gid!r} ends, as released, with an expression whose value Jupyter would "
                                 f"show (a passing test prints nothing): end it with a check or assign the value")
         if is_answer(cell) and "### BEGIN SOLUTION" not in "".join(cell["source"]):
