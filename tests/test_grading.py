@@ -588,6 +588,38 @@ def test_own_work_puts_back_a_grading_helper_whose_code_was_replaced():
     assert checks.check_close.__code__ is code
 
 
+def test_torch_rebinding_its_own_names_on_a_lazy_import_is_no_change_and_an_answers_rebinding_is():
+    # torch imports torch._dynamo on the first optimizer made, which wraps torch.manual_seed: in a fresh
+    # interpreter, as in a grading kernel, a snapshot taken before must not see that as the answer's change
+    import subprocess
+    import textwrap
+
+    script = textwrap.dedent("""
+        import torch
+        from coursekit import grading
+
+        with grading.own_work(stage=1, seconds=120, what="a training step"):
+            net = torch.nn.Linear(2, 2)
+            optimizer = torch.optim.SGD(net.parameters(), lr=0.1)
+            net(torch.ones(1, 2)).sum().backward()
+            optimizer.step()
+        seeder = torch.manual_seed
+        try:
+            with grading.own_work(stage=1, seconds=120, what="your answer"):
+                torch.manual_seed = lambda *args, **kwargs: None
+        except grading.CheckFailed as err:
+            print(err)
+        assert torch.manual_seed is seeder
+        torch.manual_seed(0)
+        first = torch.rand(1)
+        torch.manual_seed(0)
+        assert torch.equal(torch.rand(1), first)
+    """)
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert "your answer changed the grading environment: torch.manual_seed was replaced" in done.stdout
+
+
 def test_own_work_is_not_fooled_by_np_seterr_raise_before_it():
     with np.errstate(all="raise"):  # a student's debugging setting: underflow must not fail a stable answer
         with grading.own_work(stage=1, seconds=5):

@@ -30,6 +30,12 @@ PROTECTED_MODULES = (
     "scipy", "scipy.special", "scipy.signal", "scipy.ndimage", "scipy.linalg", "scipy.sparse",
     "torch", "torch.nn", "torch.nn.functional", "torch.linalg", "torch.special", "torch.autograd", "torch.fft",
 )
+# Modules that rebind names of the protected ones when they are first imported, which their library does
+# lazily: torch._dynamo wraps torch.manual_seed in torch._disable_dynamo, and torch imports it on the first
+# optimizer made (torch.optim), torch.compile... A snapshot taken before that saw torch's own rebinding as
+# an answer's change (every student of stage 04 flagged, its training cells making the first optimizer).
+# Imported before the snapshot, so that what a library does to itself is in it.
+SETTLED_BY_IMPORTING = ("torch._dynamo",)
 # Classes (by module and name) whose attributes a check can reach through an object, as a method.
 PROTECTED_CLASSES = (("torch", "Tensor"), ("torch.nn", "Module"), ("torch.nn.parameter", "Parameter"))
 # builtins that IPython and the kernel set and reset around each cell, or that the display hook sets
@@ -81,6 +87,11 @@ class Integrity:
             try:
                 importlib.import_module(name)
             except ImportError:
+                pass
+        for name in SETTLED_BY_IMPORTING:
+            try:
+                importlib.import_module(name)
+            except Exception:  # noqa: BLE001 - a module that cannot load here rebinds nothing when its library tries
                 pass
         self.modules = {name: (sys.modules[name], dict(vars(sys.modules[name])))
                         for name in (*PROTECTED_MODULES, *_library_names()) if name in sys.modules and name != "sys"}
