@@ -217,7 +217,7 @@ class AugmentationExplorer(Explorer):
         self.top = w.IntSlider(value=(h - size) // 2, min=0, max=h - size, description="crop top", **common)
         self.left = w.IntSlider(value=(wd - size) // 2, min=0, max=wd - size, description="crop left", **common)
         self.flip = w.Checkbox(value=False, description="reflect")
-        self.alphas = [w.FloatSlider(value=0.0, min=-3.0, max=3.0, step=0.25, description=f"α{i + 1} / 0.1", **common)
+        self.alphas = [w.FloatSlider(value=0.0, min=-10.0, max=10.0, step=0.5, description=f"α{i + 1} / 0.1", **common)
                        for i in range(3)]
         super().__init__(self.row(self.top, self.left, self.flip), self.row(*self.alphas),
                          redraw_on=(self.top, self.left, self.flip, *self.alphas))
