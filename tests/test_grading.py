@@ -620,6 +620,36 @@ def test_torch_rebinding_its_own_names_on_a_lazy_import_is_no_change_and_an_answ
     assert "your answer changed the grading environment: torch.manual_seed was replaced" in done.stdout
 
 
+def test_torch_wrapping_a_coursekit_optimisers_step_when_the_first_is_made_is_no_change():
+    # torch rebinds an optimiser class's step (its profiler wrapper) when the first instance is made: the
+    # first PaperSGD made in an answer, or in a locked cell under the sealed run, must not count as a change
+    import subprocess
+    import textwrap
+
+    script = textwrap.dedent("""
+        import torch
+        from coursekit import grading
+        from coursekit.nets import alexnet
+
+        with grading.own_work(stage=6, seconds=120, what="a step of the paper's rule"):
+            w = torch.ones(3, requires_grad=True)
+            optimiser = alexnet.PaperSGD([w], lr=0.1)
+            w.sum().backward()
+            optimiser.step()
+        assert torch.allclose(w.detach(), torch.full((3,), 1 - 0.1 * 0.0005 - 0.1))
+        hooked = alexnet.PaperSGD.step
+        try:
+            with grading.own_work(stage=6, seconds=120, what="your answer"):
+                alexnet.PaperSGD.step = lambda self, closure=None: None
+        except grading.CheckFailed as err:
+            print(err)
+        assert alexnet.PaperSGD.step is hooked
+    """)
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert "your answer changed the grading environment: coursekit.nets.alexnet.PaperSGD.step was replaced" in done.stdout
+
+
 def test_own_work_is_not_fooled_by_np_seterr_raise_before_it():
     with np.errstate(all="raise"):  # a student's debugging setting: underflow must not fail a stable answer
         with grading.own_work(stage=1, seconds=5):

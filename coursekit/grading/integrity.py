@@ -68,6 +68,19 @@ def _covered_functions(module: types.ModuleType):
                     yield member
 
 
+def _settle_optimizers() -> None:
+    """torch wraps an optimiser class's ``step`` (for its profiler and step hooks) the first time one is made,
+    by rebinding the class attribute: for coursekit's optimisers (stage 05's ``PaperSGD``), the first made by a
+    locked cell would look like an answer's change. Wrap them now, as torch would, before the snapshot."""
+    optim = sys.modules.get("torch.optim")
+    if optim is None:
+        return
+    for name in _library_names():
+        for value in list(vars(sys.modules[name]).values()):
+            if isinstance(value, type) and issubclass(value, optim.Optimizer) and value.__module__ == name:
+                optim.Optimizer._patch_step_function(object.__new__(value))
+
+
 def _library_names() -> list[str]:
     return sorted(name for name in sys.modules if name == "coursekit" or name.startswith("coursekit."))
 
@@ -93,6 +106,7 @@ class Integrity:
                 importlib.import_module(name)
             except Exception:  # noqa: BLE001 - a module that cannot load here rebinds nothing when its library tries
                 pass
+        _settle_optimizers()
         self.modules = {name: (sys.modules[name], dict(vars(sys.modules[name])))
                         for name in (*PROTECTED_MODULES, *_library_names()) if name in sys.modules and name != "sys"}
         self.classes = []
