@@ -354,3 +354,22 @@ def test_coursekit_lab_writes_settings_that_jupyterlab_knows(tmp_path, monkeypat
     line = lab.command(None, ["--port=8890"])
     assert line[1:4] == ["-m", "jupyterlab", "notebooks"] and "--port=8890" in line
     assert ("--allow-root" in line) == (os.geteuid() == 0)
+
+
+def test_the_audit_tells_numerical_code_from_reaching_the_internals_by_the_same_attribute_name():
+    from coursekit.course.audit import audit_source
+
+    def flagged(source, **kw):
+        return [f.construct for f in audit_source(source, **kw)]
+
+    # what stage 05's answers write: torch.stack, np.stack, model.modules(), a layer's kernel
+    ordinary = ("y = torch.stack([a, b], dim=1)", "y = np.stack(parts)", "convs = [m for m in model.modules()]",
+                "k = layer.kernel", "z = torch.nn.functional.pad(x, (1, 1)).stack")
+    for source in ordinary:
+        assert flagged(source, locked_imports={"torch": "torch", "np": "numpy"}) == [], source
+    # the same names on the interpreter's modules are flagged, under any alias
+    assert ".modules" in flagged("import sys\nsys.modules['x'] = None")
+    assert ".stack" in flagged("import inspect\nframes = inspect.stack()")
+    assert ".stack" in flagged("import inspect as i\nframes = i.stack()")
+    assert ".stack" in flagged("from traceback import extract_stack as e\nimport traceback\ntraceback.stack")
+    assert ".kernel" in flagged("import IPython\nIPython.get_ipython().kernel")

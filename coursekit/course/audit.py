@@ -59,6 +59,9 @@ SUSPECT_ATTRIBUTES = {
     "setitimer", "alarm", "seterrcall", "get_referrers", "get_referents", "get_objects", "spec_from_file_location",
     "module_from_spec", "exec_module", "load_module", "import_module", "__code__",
 }
+# attribute names that ordinary numerical code uses too (torch.stack, np.stack, model.modules(), a conv
+# layer's kernel): flagged only on a module that reaches the internals (sys.modules, inspect.stack)
+AMBIGUOUS_ATTRIBUTES = {"stack", "modules", "kernel", "events", "shell"}
 ORDINARY_DUNDERS = {"__init__", "__call__", "__name__", "__doc__", "__len__", "__getitem__", "__setitem__",
                     "__iter__", "__next__", "__repr__", "__str__", "__eq__", "__hash__", "__add__", "__mul__",
                     "__class__", "__enter__", "__exit__", "__contains__", "__array__", "__qualname__"}
@@ -190,7 +193,12 @@ def audit_source(source: str, locked: set[str] = frozenset(), locked_imports: di
                 flag(node, dotted, f"{full}: a routine switched off while this stage is graded")
         if isinstance(node, ast.Attribute):
             dunder = node.attr.startswith("__") and node.attr.endswith("__") and node.attr not in ORDINARY_DUNDERS
-            if node.attr in SUSPECT_ATTRIBUTES or dunder:
+            if node.attr in AMBIGUOUS_ATTRIBUTES and not dunder:
+                root = _root_name(node.value)
+                on = aliases.get(root, root) if root is not None else None
+                if on is None or _module_suspect(on) or on in ("sys", "builtins"):
+                    flag(node, f".{node.attr}", "reaches the interpreter's or the grader's internals")
+            elif node.attr in SUSPECT_ATTRIBUTES or dunder:
                 flag(node, f".{node.attr}", "reaches the interpreter's or the grader's internals")
         elif isinstance(node, ast.Name) and node.id in ("__builtins__", "__loader__", "__spec__", "In", "Out", "_ih", "_oh"):
             flag(node, node.id, "reaches the interpreter's internals or the input history")
