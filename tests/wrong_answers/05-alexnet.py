@@ -96,6 +96,9 @@ WRONG = {
         "the generator ignored": [
             ("    keep = torch.rand(x.shape, generator=generator) >= p", "    keep = torch.rand(x.shape) >= p"),
         ],
+        "one mask per column, shared by every row": [
+            ("    keep = torch.rand(x.shape, generator=generator) >= p", "    keep = torch.rand(x.shape[-1], generator=generator) >= p"),
+        ],
         "one mask per row of the batch, not per entry": [
             ("    keep = torch.rand(x.shape, generator=generator) >= p", "    keep = torch.rand(x.shape[:1] + (1,) * (x.ndim - 1), generator=generator) >= p"),
         ],
@@ -163,6 +166,12 @@ WRONG = {
         ],
         "uniform weights of the same standard deviation's range": [
             ("            layer.weight.normal_(0.0, 0.01)", "            layer.weight.uniform_(-0.01, 0.01)"),
+        ],
+        "uniform weights with standard deviation 0.01": [
+            ("            layer.weight.normal_(0.0, 0.01)", "            layer.weight.uniform_(-0.01 * 3**0.5, 0.01 * 3**0.5)"),
+        ],
+        "weights of +-0.01, random signs": [
+            ("            layer.weight.normal_(0.0, 0.01)", "            layer.weight.copy_(0.01 * torch.randint(0, 2, layer.weight.shape).float().mul(2).sub(1))"),
         ],
     },
     "paper-sgd-impl": {
@@ -304,6 +313,9 @@ VALID = {
         ],
     },
     "pca-colour-impl": {
+        "the shift added to x in place, and x returned": [
+            ("    return x + shift[:, :, None, None]", "    x += shift[:, :, None, None]\n    return x"),
+        ],
         "torch.cov and numpy's eigh, sorted by argsort; the shift with einsum": [
             ("""\
     pixels = x.permute(1, 0, 2, 3).reshape(3, -1)
