@@ -631,6 +631,16 @@ def test_torch_wrapping_a_coursekit_optimisers_step_when_the_first_is_made_is_no
         from coursekit import grading
         from coursekit.nets import alexnet
 
+        with grading.own_work(stage=4, seconds=120, what="a step of torch's Adam while stage 05 is off"):
+            net = torch.nn.Linear(2, 2)  # torch's wrapper of step is shared: switching PaperSGD off must not refuse it
+            adam = torch.optim.Adam(net.parameters())
+            net(torch.ones(1, 2)).sum().backward()
+            adam.step()
+        try:
+            with grading.own_work(stage=4, seconds=120, what="a step of the paper's rule while it is off"):
+                alexnet.PaperSGD([torch.ones(1, requires_grad=True)]).step()
+        except RuntimeError as err:
+            print(err)
         with grading.own_work(stage=6, seconds=120, what="a step of the paper's rule"):
             w = torch.ones(3, requires_grad=True)
             optimiser = alexnet.PaperSGD([w], lr=0.1)
@@ -648,6 +658,7 @@ def test_torch_wrapping_a_coursekit_optimisers_step_when_the_first_is_made_is_no
     done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr[-3000:]
     assert "your answer changed the grading environment: coursekit.nets.alexnet.PaperSGD.step was replaced" in done.stdout
+    assert "PaperSGD" in done.stdout.split("\n")[0] and "switched off" in done.stdout.split("\n")[0]
 
 
 def test_own_work_is_not_fooled_by_np_seterr_raise_before_it():

@@ -150,7 +150,11 @@ def _functions_of(target) -> Iterator[tuple[types.FunctionType, str]]:
             if isinstance(func, property):
                 func = func.fget
             if isinstance(func, types.FunctionType):
-                yield func, f"{target.__module__}.{func.__qualname__}"
+                # torch wraps an optimiser's step in a wrapper whose code all optimisers share: switch off
+                # the method itself, never the wrapper (that would switch off torch.optim.Adam.step too)
+                func = inspect.unwrap(func)
+                if isinstance(func, types.FunctionType) and func.__module__ == target.__module__:
+                    yield func, f"{target.__module__}.{func.__qualname__}"
     elif inspect.ismodule(target):
         for value in vars(target).values():
             if getattr(value, "__module__", None) == target.__name__ and (
