@@ -1,2 +1,3 @@
-"""Lecture part "image retrieval" (stages 06-07): pooled descriptors, whitening, mAP, benchmark sets.
-Empty until those stages land; their modules go here (see docs/ANATOMY.md, "Adding a stage")."""
+"""Lecture part "image retrieval" (stages 06-07): losses for learning embeddings from pairs and triplets,
+and hard-negative mining (:mod:`.losses`, stage 06); DrLIM's nearest-neighbour and random pairs
+(:mod:`.pairs`, stage 06); pooled descriptors, whitening, mAP and benchmark sets to come with stage 07."""
