@@ -1,3 +1,4 @@
 """Lecture part "image retrieval" (stages 06-07): losses for learning embeddings from pairs and triplets,
 and hard-negative mining (:mod:`.losses`, stage 06); DrLIM's nearest-neighbour and random pairs
-(:mod:`.pairs`, stage 06); pooled descriptors, whitening, mAP and benchmark sets to come with stage 07."""
+(:mod:`.pairs`, stage 06); DrLIM's network, its 4s and 9s, shifted digits and slant (:mod:`.siamese`,
+stage 06); pooled descriptors, whitening, mAP and benchmark sets to come with stage 07."""
