@@ -131,3 +131,84 @@ def test_n1_and_n2_mining_against_brute_force():
     few = L.mine_negatives(queries[:1], pool[:3], torch.tensor([0]), torch.tensor([0, 1, 1]), k=3)
     assert few.tolist()[0][1:] == [-1, -1] and few.tolist()[0][0] in (1, 2)
     assert list(itertools.chain(*few.tolist())).count(-1) == 2
+
+
+def exact_mining_case(n_queries, n_pool, n_clusters, seed, crowd=False):
+    """Integer descriptors whose inner products are exact in float32 and tie-free within a row: the
+    score of pool item i is n_pool * (an integer) + perm[i], perm a permutation of 0..n_pool-1. With
+    ``crowd`` the items of cluster 0 outscore all the others, so N2 has to walk far down the ranking."""
+    g = torch.Generator().manual_seed(seed)
+    pool = torch.randint(-3, 4, (n_pool, 9), generator=g).float() * n_pool
+    queries = torch.randint(-3, 4, (n_queries, 9), generator=g).float()
+    pool_clusters = torch.randint(0, n_clusters, (n_pool,), generator=g)
+    query_clusters = torch.randint(0, n_clusters, (n_queries,), generator=g)
+    pool[:, -1] = torch.randperm(n_pool, generator=g).float()
+    queries[:, -1] = 1.0
+    if crowd:
+        pool_clusters[: n_pool // 2] = 0
+        pool[:, 0] = torch.where(pool_clusters == 0, 1000.0 * n_pool, 0.0)
+        queries[:, 0] = 1.0
+    return queries, pool, query_clusters, pool_clusters
+
+
+def python_mining(queries, pool, query_clusters, pool_clusters, k, one_per_cluster):
+    """Radenovic et al.'s N1 / N2, walked down each ranking in plain Python (integer scores, no ties)."""
+    q_rows = [[int(v) for v in row] for row in queries.tolist()]
+    p_rows = [[int(v) for v in row] for row in pool.tolist()]
+    q_clusters, p_clusters = query_clusters.tolist(), pool_clusters.tolist()
+    out = []
+    for q, row in enumerate(q_rows):
+        scores = [sum(a * b for a, b in zip(row, item)) for item in p_rows]
+        assert len(set(scores)) == len(scores)  # tie-free, so the ranking is unique
+        picks, used = [], set()
+        for i in sorted(range(len(p_rows)), key=lambda i: -scores[i]):
+            c = p_clusters[i]
+            if c == q_clusters[q] or (one_per_cluster and c in used):
+                continue
+            used.add(c)
+            picks.append(i)
+            if len(picks) == k:
+                break
+        out.append(picks + [-1] * (k - len(picks)))
+    return out
+
+
+@pytest.mark.parametrize("crowd", [False, True])
+@pytest.mark.parametrize("one_per_cluster", [False, True])
+def test_mining_matches_a_python_walk_on_a_larger_pool(one_per_cluster, crowd):
+    queries, pool, query_clusters, pool_clusters = exact_mining_case(50, 400, 30, seed=11, crowd=crowd)
+    found = L.mine_negatives(queries, pool, query_clusters, pool_clusters, k=7, one_per_cluster=one_per_cluster)
+    assert found.dtype == torch.long and found.shape == (50, 7) and found.device == queries.device
+    assert found.tolist() == python_mining(queries, pool, query_clusters, pool_clusters, 7, one_per_cluster)
+    assert (found >= 0).all()  # 30 clusters and 400 items: every query has 7 negatives
+    if crowd and one_per_cluster:  # the crowding cluster gives at most one negative per ranking
+        assert ((pool_clusters[found] == 0).sum(dim=1) == (query_clusters != 0).long()).all()
+
+
+def test_mining_fills_with_minus_one_where_fewer_than_k_qualify():
+    # 4 clusters: N2 finds at most 3 negatives, N1 at most the items outside the query's cluster
+    queries, pool, query_clusters, pool_clusters = exact_mining_case(20, 40, 4, seed=12)
+    for one_per_cluster, k in ((True, 7), (True, 3), (False, 45)):
+        found = L.mine_negatives(queries, pool, query_clusters, pool_clusters, k=k, one_per_cluster=one_per_cluster)
+        assert found.tolist() == python_mining(queries, pool, query_clusters, pool_clusters, k, one_per_cluster)
+        for q, row in enumerate(found.tolist()):
+            qualifying = int((pool_clusters != query_clusters[q]).sum())
+            if one_per_cluster:
+                qualifying = len(set(pool_clusters.tolist()) - {int(query_clusters[q])})
+            n = min(k, qualifying)
+            assert all(i >= 0 for i in row[:n]) and row[n:] == [-1] * (k - n), (one_per_cluster, k, q)
+    # every pool item in the query's cluster: nothing qualifies
+    alone = L.mine_negatives(queries[:2], pool[:5], torch.tensor([3, 3]), torch.full((5,), 3), k=4)
+    assert alone.tolist() == [[-1] * 4] * 2
+
+
+@pytest.mark.parametrize("crowd", [False, True])
+def test_n2_negatives_are_distinct_clusters_never_the_querys(crowd):
+    queries, pool, query_clusters, pool_clusters = exact_mining_case(50, 400, 30, seed=13, crowd=crowd)
+    found = L.mine_negatives(queries, pool, query_clusters, pool_clusters, k=12)
+    for q, row in enumerate(found.tolist()):
+        clusters = [int(pool_clusters[i]) for i in row if i >= 0]
+        assert len(clusters) == 12 and len(set(clusters)) == 12, q
+        assert int(query_clusters[q]) not in clusters, q
+        scores = [float(queries[q] @ pool[i]) for i in row]
+        assert scores == sorted(scores, reverse=True), q  # most similar first

@@ -275,3 +275,31 @@ def plot_confusion(ax: Axes, matrix, *, title: str = "confusion matrix") -> None
     ax.set_xlabel("predicted")
     ax.set_ylabel("true")
     ax.set_title(title)
+
+
+def embedding_map(ax: Axes, points, labels, images=None, *, names=None, thumbnails: int = 40, zoom: float = 0.6,
+                  title: str | None = None, seed: int = 0) -> None:
+    """A 2-D embedding ``points (N, 2)`` as dots coloured by ``labels`` (``names`` maps a label to its legend
+    entry), with ``thumbnails`` of the ``images (N, H, W)`` drawn at their points: a spread-out subset
+    (greedy farthest points from a seeded start), so that the thumbnails show how the map is organised."""
+    from matplotlib.offsetbox import AnnotationBbox, OffsetImage
+
+    points, labels = np.asarray(points, dtype=float), np.asarray(labels)
+    if points.ndim != 2 or points.shape[1] != 2 or len(labels) != len(points):
+        raise ValueError(f"points must have shape (N, 2) and labels (N,); got {points.shape} and {labels.shape}")
+    for i, label in enumerate(np.unique(labels)):
+        at = labels == label
+        ax.scatter(points[at, 0], points[at, 1], s=4, alpha=0.5, color=CLASS_COLOURS[i % len(CLASS_COLOURS)],
+                   label=str(names.get(label, label) if names else label))
+    if images is not None and thumbnails and len(points):
+        images = np.asarray(images)
+        chosen = [int(np.random.default_rng(seed).integers(len(points)))]
+        nearest = np.linalg.norm(points - points[chosen[0]], axis=1)
+        while len(chosen) < min(thumbnails, len(points)):
+            chosen.append(int(nearest.argmax()))
+            nearest = np.minimum(nearest, np.linalg.norm(points - points[chosen[-1]], axis=1))
+        for i in chosen:
+            box = OffsetImage(images[i], cmap="gray_r", zoom=zoom)
+            ax.add_artist(AnnotationBbox(box, points[i], frameon=False, pad=0))
+    ax.legend(loc="best", markerscale=3, fontsize=8)
+    ax.set(xticks=[], yticks=[], title=title)

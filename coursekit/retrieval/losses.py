@@ -142,19 +142,38 @@ def mine_negatives(queries: torch.Tensor, pool: torch.Tensor, query_clusters: to
         raise ValueError(f"k must be a positive integer; got {k!r}")
     scores = queries.float() @ pool.float().T
     scores = scores.masked_fill(query_clusters[:, None] == pool_clusters[None, :], -float("inf"))
-    order = scores.argsort(dim=1, descending=True)
-    out = torch.full((len(queries), int(k)), -1, dtype=torch.long)
-    for q in range(len(queries)):  # a walk down each ranking, stopping after k: short in practice
-        used, found = set(), 0
-        for index in order[q].tolist():
-            if not torch.isfinite(scores[q, index]):
-                break
-            cluster = int(pool_clusters[index])
-            if one_per_cluster and cluster in used:
-                continue
-            used.add(cluster)
-            out[q, found] = index
-            found += 1
-            if found == k:
-                break
+    order = scores.argsort(dim=1, descending=True)  # each query's ranking, ties as argsort orders them
+    n_queries, n_pool, k = len(queries), len(pool), int(k)
+    device = order.device
+    if n_queries == 0 or n_pool == 0:
+        return torch.full((n_queries, k), -1, dtype=torch.long, device=queries.device)
+    if one_per_cluster:  # cluster ids made 0..C-1, equal exactly where their int() values are
+        ids, cluster_of = torch.unique(pool_clusters.long(), return_inverse=True)
+        cluster_of = cluster_of.to(device)
+
+    def walk(rows, width: int):
+        """The walk down the first ``width`` ranks of ``rows``, all rows at once: its (R, k) picks, and
+        which rows need more ranks (the walk neither stopped nor found k)."""
+        ranked = order[rows, :width]
+        finite = torch.isfinite(scores[rows].gather(1, ranked)).cummin(dim=1).values  # stop at a non-finite
+        keep = finite
+        if one_per_cluster:  # N2: only the first (most similar) item of each cluster
+            cluster = cluster_of[ranked]
+            rank = torch.arange(width, device=device).expand_as(ranked)
+            first = torch.full((len(ranked), len(ids)), width, dtype=torch.long, device=device)
+            first = first.scatter_reduce(1, cluster, rank, reduce="amin")  # each cluster's first rank
+            keep = finite & (first.gather(1, cluster) == rank)
+        # the first k kept ranks go, in order, to columns 0..k-1; the others to a spare column k
+        column = keep.cumsum(dim=1) - 1
+        found = column[:, -1] + 1
+        column = torch.where(keep & (column < k), column, k)
+        picks = torch.full((len(ranked), k + 1), -1, dtype=torch.long, device=device)
+        picks = picks.scatter(1, column, ranked)[:, :k]
+        return picks, finite[:, -1] & (found < k) & (width < n_pool)
+
+    # a short prefix of each ranking settles nearly every row (N1 always: k ranks); the rest walk it all
+    out, unsettled = walk(slice(None), min(n_pool, max(64, 8 * k) if one_per_cluster else k))
+    if bool(unsettled.any()):
+        rows = unsettled.nonzero().squeeze(1)
+        out[rows] = walk(rows, n_pool)[0]
     return out.to(queries.device)
