@@ -814,3 +814,198 @@ def test_colour_grid_draws_each_image_in_colour_and_refuses_grey_ones():
     assert arr.min() == 0.0 and arr.max() == 1.0
     with pytest.raises(ValueError, match=r"\(3, H, W\)"):
         plots.colour_grid([torch.rand(5, 5)])
+
+
+# -- stage 06: DrLIM's embedding explorer -------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def drlim_data():
+    """200 random 28x28 uint8 images, half labelled 4 and half 9, each with its 5 nearest neighbours in pixel
+    space as similar pairs and as many random dissimilar pairs."""
+    import torch
+
+    from coursekit.retrieval import pairs, siamese
+
+    g = torch.Generator().manual_seed(0)
+    images = (torch.rand(200, 28, 28, generator=g) * 255).to(torch.uint8)
+    labels = torch.tensor([4, 9]).repeat_interleave(100)
+    similar = pairs.knn_pairs(images, 5)
+    pair_set, t = siamese.pair_labels(similar, pairs.dissimilar_pairs(200, similar, len(similar), g))
+    return images, labels, pair_set, t
+
+
+def _embedding_explorer(data, **settings):
+    from coursekit.explore.retrieval import EmbeddingExplorer
+
+    return EmbeddingExplorer(*data, **{"steps_per_click": 10, "batch_size": 64, **settings})
+
+
+def _springs_by_autograd(model, images, pair_set, t, i, margin):
+    """For digit ``i``: each pair it is in as ``(partner, t, distance, force)``, the force minus the gradient of
+    the lecture's contrastive loss ``t d^2 + (1 - t) relu(m - d)^2`` of that pair with respect to ``i``'s
+    embedding, by autograd, the embeddings computed here from the model."""
+    import torch
+
+    rows = [(int(b) if int(a) == i else int(a), float(s)) for (a, b), s in zip(pair_set.tolist(), t.tolist())
+            if i in (int(a), int(b))]
+    partners = torch.tensor([p for p, _ in rows])
+    with torch.no_grad():
+        y = model(images[torch.cat([torch.tensor([i]), partners])].unsqueeze(1).float() / 255).double()
+    me = y[:1].repeat(len(rows), 1).requires_grad_(True)  # one copy per pair: row k gets pair k's gradient
+    labels = torch.tensor([s for _, s in rows], dtype=torch.float64)
+    d = (me - y[1:]).norm(dim=1)
+    (labels * d**2 + (1 - labels) * torch.relu(margin - d) ** 2).sum().backward()
+    return [(p, s, float(dist), (-g).tolist()) for (p, s), dist, g in zip(rows, d.detach(), me.grad)]
+
+
+def _arrows(fig):
+    """The map's quivers, by their legend label's first word: {"attraction": (origins, vectors), ...}."""
+    from matplotlib.quiver import Quiver
+
+    found = {}
+    for q in fig.axes[0].collections:
+        if isinstance(q, Quiver):
+            found[q.get_label().split()[0]] = (np.asarray(q.get_offsets()), np.column_stack([q.U, q.V]))
+    return found
+
+
+def test_embedding_explorer_draws_the_untrained_map_with_its_controls(drlim_data):
+    ex = _embedding_explorer(drlim_data)
+    assert ex.updates == 1 and bytes(ex.image.value).startswith(PNG)
+    assert _png_width(bytes(ex.image.value)) <= NOTEBOOK_WIDTH
+    assert len(ex.trainer.losses) == 0 and ex.steps.value == 0
+    assert "<b>0</b> training steps" in ex.status.value
+    fig = ex.draw()
+    labelled = {c.get_label(): len(c.get_offsets()) for c in fig.axes[0].collections}
+    assert labelled["4s"] + labelled["9s"] == 200  # every image on the map, coloured by its label
+    assert ex.embedding.shape == (200, 2)
+    for control, description in ((ex.steps, "training steps"), (ex.margin, "margin m"), (ex.point, "digit")):
+        assert control.description == description
+    assert ex.point.max == 199 and ex.steps.step == 10
+
+
+def test_embedding_explorer_trains_when_the_steps_go_up(drlim_data):
+    import torch
+
+    ex = _embedding_explorer(drlim_data)
+    before, picture = ex.embedding.copy(), bytes(ex.image.value)
+    ex.steps.value = 20
+    assert len(ex.trainer.losses) == 20 and ex.updates == 2
+    assert not np.allclose(ex.embedding, before)
+    assert bytes(ex.image.value) != picture
+    last = float(torch.stack(ex.trainer.losses[-10:]).mean())
+    assert "<b>20</b> training steps" in ex.status.value and f"<b>{last:.4f}</b>" in ex.status.value
+    ex.train_button.click()
+    assert ex.steps.value == 30 and len(ex.trainer.losses) == 30
+    ex.steps.max = 30
+    ex.train_button.click()  # past the slider's end: it grows
+    assert ex.steps.max == ex.steps.value == 40 and len(ex.trainer.losses) == 40
+
+
+def test_embedding_explorer_going_down_rewinds_to_the_same_weights(drlim_data):
+    ex = _embedding_explorer(drlim_data)
+    ex.steps.value = 30
+    at_30 = ex.embedding.copy()
+    ex.steps.value = 10
+    assert len(ex.trainer.losses) == 10
+    fresh = _embedding_explorer(drlim_data)
+    fresh.steps.value = 10
+    np.testing.assert_array_equal(ex.embedding, fresh.embedding)  # as if it had stopped at 10
+    ex.steps.value = 30  # the same steps again: the same map
+    np.testing.assert_array_equal(ex.embedding, at_30)
+    # a margin changed on the way is replayed when rewinding past a state not kept
+    ex.margin.value = 3.0
+    ex.steps.value = 50
+    at_50 = ex.embedding.copy()
+    ex._snapshots = {0: ex._snapshots[0]}
+    ex.steps.value = 40
+    ex.steps.value = 50
+    np.testing.assert_array_equal(ex.embedding, at_50)
+
+
+def test_embedding_explorer_margin_applies_to_the_next_steps_without_retraining(drlim_data):
+    import torch
+
+    ex = _embedding_explorer(drlim_data)
+    ex.steps.value = 10
+    weights = [p.detach().clone() for p in ex.trainer.model.parameters()]
+    ex.margin.value = 2.5
+    assert ex.trainer.margin == 2.5 and len(ex.trainer.losses) == 10
+    assert all(torch.equal(a, b) for a, b in zip(weights, ex.trainer.model.parameters()))
+    seen, loss = [], ex.trainer.loss
+    ex.trainer.loss = lambda y1, y2, t, m: seen.append(m) or loss(y1, y2, t, m)
+    ex.steps.value = 20
+    assert seen == [2.5] * 10
+
+
+def test_embedding_explorer_repels_from_the_dissimilar_partners_inside_the_margin(drlim_data):
+    images, _, pair_set, t = drlim_data
+    ex = _embedding_explorer(drlim_data)
+    ex.steps.value = 20
+    ex.point.value = 17
+    springs = _springs_by_autograd(ex.trainer.model, images, pair_set, t, 17, 1.0)
+    far = sorted(d for _, s, d, _ in springs if s == 0)
+    near = sum(s == 1 for _, s, _, _ in springs)
+    assert len(far) >= 3
+    middle = (far[len(far) // 2 - 1] + far[len(far) // 2]) / 2  # between two distances: no tie at the margin
+    largest, smallest = 10.0 ** ex.margin.max, 10.0 ** ex.margin.min  # a log slider's ends are exponents
+    for margin, expected in ((largest, len(far)), (smallest, 0), (middle, len(far) // 2)):
+        assert expected == sum(d < margin for d in far)  # from the distances, computed here
+        ex.margin.value = margin
+        assert ex.trainer.margin == pytest.approx(margin)
+        arrows = _arrows(ex.draw())
+        assert len(arrows.get("repulsion", ((), ()))[1]) == expected, margin
+        assert len(arrows["attraction"][1]) == near  # every similar pair pulls, whatever the margin
+        assert f"<b>{expected} of its {len(far)}</b> dissimilar partners" in ex.status.value
+        from matplotlib.patches import Circle
+
+        (circle,) = [p for p in ex.draw().axes[0].patches if isinstance(p, Circle)]
+        assert circle.get_radius() == pytest.approx(margin)
+        np.testing.assert_allclose(circle.center, ex.trainer.embed(images[17:18])[0].numpy(), atol=1e-6)
+
+
+def test_embedding_explorer_arrows_are_minus_the_gradient_of_each_pairs_loss(drlim_data):
+    images, _, pair_set, t = drlim_data
+    ex = _embedding_explorer(drlim_data)
+    ex.steps.value = 20
+    for i in (3, 120):
+        ex.point.value = i
+        far = sorted(d for _, s, d, _ in _springs_by_autograd(ex.trainer.model, images, pair_set, t, i, 1.0) if s == 0)
+        margin = (far[len(far) // 2 - 1] + far[len(far) // 2]) / 2
+        ex.margin.value = margin
+        springs = _springs_by_autograd(ex.trainer.model, images, pair_set, t, i, margin)
+        fig = ex.draw()
+        arrows = _arrows(fig)
+        colours = {name: tuple(q.get_facecolor()[0]) for q in fig.axes[0].collections
+                   if (name := q.get_label().split()[0]) in arrows}
+        assert colours["attraction"] != colours["repulsion"]
+        origins = np.vstack([arrows[k][0] for k in ("attraction", "repulsion")])
+        np.testing.assert_allclose(origins, ex.embedding[[i] * len(origins)], atol=1e-6)  # all at the digit
+        largest = max(np.abs(f).max() for _, _, _, f in springs)
+        scale = largest / max(np.abs(arrows[kind][1]).max() for kind in ("attraction", "repulsion"))  # one for all
+        for kind, wanted in (("attraction", 1.0), ("repulsion", 0.0)):
+            expected = np.array([f for _, s, _, f in springs if s == wanted and np.hypot(*f) > 0])
+            drawn = arrows[kind][1] * scale
+            assert len(drawn) == len(expected)
+            for force in expected:  # each nonzero force is drawn, at the common scale
+                gap = np.abs(drawn - force).max(axis=1)
+                assert gap.min() < 1e-4 * largest, (kind, force)
+                drawn = np.delete(drawn, gap.argmin(), axis=0)
+        # and the forces the explorer computed are the gradient's, pair by pair
+        by_partner = sorted((int(p), tuple(np.round(f, 5))) for p, f in zip(ex.partners, ex.forces.double().numpy()))
+        assert by_partner == sorted((p, tuple(np.round(f, 5))) for p, _, _, f in springs)
+
+
+def test_embedding_explorer_refuses_bad_input_naming_the_argument(drlim_data):
+    from coursekit.explore.retrieval import EmbeddingExplorer
+
+    images, labels, pair_set, t = drlim_data
+    with pytest.raises(ValueError, match=r"^images must be uint8 \(N, H, W\)"):
+        EmbeddingExplorer(images.float(), labels, pair_set, t)
+    with pytest.raises(ValueError, match=r"^labels must have shape \(200,\); got \(199,\)"):
+        EmbeddingExplorer(images, labels[:199], pair_set, t)
+    with pytest.raises(ValueError, match="model must map an image to 2 numbers"):
+        from coursekit.retrieval import siamese
+
+        EmbeddingExplorer(images, labels, pair_set, t, model=siamese.drlim_network(out=3))
