@@ -30,13 +30,13 @@ from __future__ import annotations
 import argparse
 import copy
 import os
-import platform
 
 import numpy as np
 import torch
 from torch import nn
 
 import coursekit
+from timing import describe
 from coursekit.data.samples import exemplar_patches
 from coursekit.nets import alexnet
 from coursekit.nets.augment import PCA_SIGMA, PaperAugment, pca_colour_basis
@@ -44,23 +44,6 @@ from coursekit.nets.training import Step, synchronized_clock
 
 CLASSES, BATCH, PATCH, CROP, SCALE, LR = 128, 128, 64, 56, 255.0, 0.01
 GOAL = 5.0  # the goal for figure 1 on a GPU: batched on the device >= 5x the DataLoader pipeline
-
-
-def cpu_model() -> str:
-    try:
-        with open("/proc/cpuinfo") as f:
-            for line in f:
-                if line.startswith("model name"):
-                    return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
-
-
-def describe(device: torch.device) -> str:
-    cpu = f"{cpu_model()} ({platform.machine()}, {os.cpu_count()} cores), {torch.get_num_threads()} torch threads"
-    where = torch.cuda.get_device_name(device) + "; CPU " + cpu if device.type == "cuda" else cpu
-    return f"device {device}: {where}; torch {torch.__version__}"
 
 
 def images_per_second(step, warmup: int, steps: int, batch: int, device: torch.device) -> float:

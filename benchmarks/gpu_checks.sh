@@ -24,3 +24,4 @@ python benchmarks/mnist_time_to_accuracy.py --device cuda
 python benchmarks/autodiff_step.py
 python benchmarks/conv_layer.py
 python benchmarks/alexnet_step.py --device cuda
+python benchmarks/siamese_pairs.py --device cuda
