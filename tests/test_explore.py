@@ -21,7 +21,7 @@ def _rendered(fig):
     return fig.canvas.get_renderer()
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture  # one per test: xdist may split the tests of a module between workers, in any order
 def explorer():
     X, labels = samples.spiral(n_per_class=40)
     return BackpropExplorer(X, labels, steps=300, hidden=20)
