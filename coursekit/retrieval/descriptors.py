@@ -1,0 +1,114 @@
+"""Images in, descriptors out (stage 07): a pretrained network's feature maps, pooled batch by batch.
+
+Neural codes (Babenko et al. 2014) and every pooled descriptor of the retrieval stage (MAC, SPoC,
+GeM, R-MAC, CroW) come from the same few steps: the images go to the device a batch at a time, the
+network computes the feature maps of the layers asked for in one forward pass, each descriptor pools
+its layer's maps, and only the pooled ``(N, D)`` descriptors are kept, on the device. The maps of a
+whole database never exist at once (2,000 images at 1280x8x10 floats would be 800 MB).
+
+    model = load_efficientnet_lite0()
+    out = describe(model, images, {"MAC": ("head", mac), "GeM": ("head", gem), "R-MAC": ("head", rmac)})
+    out["MAC"]                                   # (N, 1280) on the model's device, not normalised
+
+Images are uint8 ``(N, H, W, 3)`` (numpy or torch) of one size, or a list of such arrays ``(H, W, 3)``
+of any sizes (query crops): images of equal size are batched together, and the rows come back in the
+order given. This module has no ``STAGE``: it is a tool of the stage, never switched off.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping, Sequence
+
+import numpy as np
+import torch
+
+from coursekit.nets.pretrained import FEATURE_LAYERS, preprocess
+
+Pooling = Callable[[torch.Tensor], torch.Tensor]  # (B, K, h, w) feature maps -> (B, D) descriptors
+
+
+def _as_image(image, where: str) -> torch.Tensor:
+    if isinstance(image, np.ndarray):
+        image = torch.from_numpy(np.ascontiguousarray(image))
+    if not isinstance(image, torch.Tensor):
+        raise TypeError(f"{where} must be a uint8 array (H, W, 3); got {type(image).__name__}")
+    if image.dtype != torch.uint8 or image.ndim != 3 or image.shape[-1] != 3:
+        raise ValueError(f"{where} must be a uint8 array (H, W, 3); got {image.dtype} {tuple(image.shape)}")
+    return image
+
+
+def _groups(images) -> tuple[int, list[tuple[list[int], torch.Tensor | list[torch.Tensor]]]]:
+    """``(count, [(rows, images of one size), ...])``: one stack for a 4-D array, groups by size for a list."""
+    if isinstance(images, (np.ndarray, torch.Tensor)) and images.ndim == 4:
+        stack = torch.from_numpy(np.ascontiguousarray(images)) if isinstance(images, np.ndarray) else images
+        if stack.dtype != torch.uint8 or stack.shape[-1] != 3:
+            raise ValueError(f"images must be uint8 (N, H, W, 3); got {stack.dtype} {tuple(stack.shape)}")
+        return len(stack), [(list(range(len(stack))), stack)]
+    if isinstance(images, (np.ndarray, torch.Tensor)) or not isinstance(images, Sequence):
+        shape = tuple(images.shape) if hasattr(images, "shape") else type(images).__name__
+        raise ValueError(f"images must be uint8 (N, H, W, 3) or a list of (H, W, 3) arrays; got {shape}")
+    by_size: dict[tuple[int, int], tuple[list[int], list[torch.Tensor]]] = {}
+    for i, image in enumerate(images):
+        image = _as_image(image, f"images[{i}]")
+        rows, members = by_size.setdefault(tuple(image.shape[:2]), ([], []))
+        rows.append(i)
+        members.append(image)
+    return len(images), list(by_size.values())
+
+
+def describe(model, images, poolings: Mapping[str, tuple[str, Pooling]], *, batch_size: int = 32,
+             device=None) -> dict[str, torch.Tensor]:
+    """Pooled descriptors of ``images``, by name: ``poolings`` maps a name to ``(layer, pooling)``,
+    ``layer`` one of :data:`~coursekit.nets.pretrained.FEATURE_LAYERS` (``"head"``, ``"block6"``...) and
+    ``pooling`` a function from that layer's maps ``(B, K, h, w)`` to ``(B, D)``.
+
+    Runs in inference mode, ``batch_size`` images at a time, on ``device`` (default: the model's); the
+    result rows follow the order of ``images``. Nothing is normalised here: the poolings decide.
+    """
+    if not poolings:
+        raise ValueError("poolings must name at least one descriptor: {name: (layer, pooling)}")
+    for name, spec in poolings.items():
+        if not (isinstance(spec, tuple) and len(spec) == 2 and callable(spec[1])):
+            raise TypeError(f"poolings[{name!r}] must be a pair (layer, pooling function); got {spec!r}")
+        if spec[0] not in FEATURE_LAYERS:
+            raise ValueError(f"poolings[{name!r}]: layer must be one of {list(FEATURE_LAYERS)}; got {spec[0]!r}")
+    if not isinstance(batch_size, int) or batch_size < 1:
+        raise ValueError(f"batch_size must be a positive integer; got {batch_size!r}")
+    device = next(model.parameters()).device if device is None else torch.device(device)
+    layers = sorted({layer for layer, _ in poolings.values()})
+    count, groups = _groups(images)
+    parts: dict[str, list[tuple[list[int], torch.Tensor]]] = {name: [] for name in poolings}
+    with torch.inference_mode():
+        for rows, members in groups:
+            for start in range(0, len(rows), batch_size):
+                chunk = members[start:start + batch_size]
+                batch = chunk if isinstance(chunk, torch.Tensor) else torch.stack(chunk)
+                maps = model.feature_maps(preprocess(batch.to(device, non_blocking=True)), layers)
+                for name, (layer, pooling) in poolings.items():
+                    parts[name].append((rows[start:start + batch_size], pooling(maps[layer])))
+    out = {}
+    for name, pieces in parts.items():
+        order = torch.tensor([r for rows, _ in pieces for r in rows], device=device)
+        stacked = torch.cat([d for _, d in pieces])
+        result = torch.empty_like(stacked)
+        result[order] = stacked
+        if len(result) != count:
+            raise AssertionError(f"{name}: {len(result)} descriptors for {count} images")
+        out[name] = result
+    return out
+
+
+def feature_maps(model, images, layer: str = "head", *, batch_size: int = 32, device=None) -> torch.Tensor:
+    """The maps ``(N, K, h, w)`` of one layer for a few images of one size, uint8 ``(N, H, W, 3)`` (a
+    figure, an explorer): for a whole database use :func:`describe`, which keeps only the descriptors."""
+    if not (isinstance(images, (np.ndarray, torch.Tensor)) and images.ndim == 4):
+        shape = tuple(images.shape) if hasattr(images, "shape") else type(images).__name__
+        raise ValueError(f"images must be uint8 (N, H, W, 3), all of one size; got {shape}")
+    batches = []
+
+    def keep(maps):  # one stack of one size: the batches arrive in order
+        batches.append(maps)
+        return maps[:, :1, 0, 0]
+
+    describe(model, images, {"maps": (layer, keep)}, batch_size=batch_size, device=device)
+    return torch.cat(batches)
