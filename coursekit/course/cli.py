@@ -5,7 +5,9 @@
     coursekit release 01-backprop --db   one stage, also recorded in gradebook.db (needed by autograde)
     coursekit stages             list the stages
     coursekit handout DIR        write the students' repository (releases, library, README) into DIR
-    coursekit data fetch [NAME]  fetch datasets into the cache (once, online); `coursekit data where` prints it
+    coursekit data fetch [NAME]  fetch datasets into the cache (once, online) and build the offline retrieval sets
+                                 (`instance-sets`); `coursekit data where` prints the cache folder
+    coursekit data fetch roxford5k rparis6k   the Revisited Oxford/Paris images (gigabytes): only when named
     coursekit autograde ASSIGNMENT [nbgrader options]   nbgrader autograde, its failures reported, then the audit
     coursekit audit ASSIGNMENT   the integrity audit of every submission: a table of findings
     coursekit lab [FOLDER] [JupyterLab options]   start the course: JupyterLab with the course's settings
@@ -38,7 +40,8 @@ def main(argv: list[str] | None = None) -> int:
     audit.add_argument("assignment")
     data = sub.add_parser("data", help="datasets: fetch them into the cache (once, online)")
     data.add_argument("action", choices=["fetch", "where"])
-    data.add_argument("names", nargs="*", help="datasets to fetch (default: all)")
+    data.add_argument("names", nargs="*", help="datasets to fetch (default: all but the opt-in roxford5k and rparis6k, "
+                      "gigabytes of images fetched only when named)")
     lab = sub.add_parser("lab", help="start the course: JupyterLab on notebooks/ with the settings the course needs")
     lab.add_argument("folder", nargs="?", default=None, help="the folder to open (default: notebooks/ if here)")
     lab.add_argument("--settings-only", action="store_true",
@@ -91,14 +94,31 @@ def main(argv: list[str] | None = None) -> int:
         return 2
 
 
+INSTANCE_SETS = "instance-sets"  # stage 07's offline retrieval benchmark, in both budgets' sizes
+
+
 def _data(args) -> int:
     from coursekit import data
+    from coursekit.data import revisited
 
     if args.action == "where":
         print(data.cache_dir())
         return 0
     try:
-        for name in args.names or sorted(data.REGISTRY):
+        for name in args.names or [*sorted(data.REGISTRY), INSTANCE_SETS]:
+            if name == INSTANCE_SETS:  # generated here from shipped photos, not downloaded: build them once
+                from coursekit.data.instances import instance_set
+
+                for size in ("fast", "full"):
+                    for split in ("test", "train"):
+                        built = instance_set(split, size)
+                        print(f"{INSTANCE_SETS}: {built.name} ready ({len(built.images)} database images, "
+                              f"{len(built.queries)} queries)")
+                continue
+            if name in revisited.SOURCES:  # opt-in: never part of the default list above
+                ds = revisited.fetch_revisited(name)
+                print(f"{name}: ready in {ds.root / name} ({len(ds.images)} database images, {len(ds.queries)} queries)")
+                continue
             paths = data.fetch(name)
             print(f"{name}: ready in {data.cache_dir() / name} ({', '.join(p.name for p in paths.values())})")
     except (data.DataError, ValueError) as err:

@@ -9,6 +9,10 @@ When nothing can be fetched, :class:`DataError` says what was tried and what to 
 
     coursekit data fetch            # once, online, every dataset: later loads work offline
     coursekit data fetch mnist      # or only the ones named
+
+The Revisited Oxford and Paris benchmarks (gigabytes, without published checksums) are not in the
+registry: :mod:`coursekit.data.revisited` fetches them, and only when named
+(``coursekit data fetch roxford5k``).
 """
 
 from __future__ import annotations
