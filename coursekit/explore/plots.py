@@ -303,3 +303,44 @@ def embedding_map(ax: Axes, points, labels, images=None, *, names=None, thumbnai
             ax.add_artist(AnnotationBbox(box, points[i], frameon=False, pad=0))
     ax.legend(loc="best", markerscale=3, fontsize=8)
     ax.set(xticks=[], yticks=[], title=title)
+
+
+def overlay_map(ax: Axes, image, heat, *, alpha: float = 0.5, cmap: str = "jet", title: str | None = None):
+    """A colour photo ``image (H, W, 3)`` (uint8) with ``heat (H, W)`` (a class activation map upsampled to the
+    photo) drawn over it at opacity ``alpha``, its colours spanning the map's own minimum to maximum, as in the
+    CAM paper's figures. Returns the heat map's ``AxesImage`` (for a colour bar)."""
+    image, heat = np.asarray(image), np.asarray(heat, dtype=float)
+    if image.ndim != 3 or image.shape[-1] != 3:
+        raise ValueError(f"image must be (H, W, 3); got {image.shape}")
+    if heat.shape != image.shape[:2]:
+        raise ValueError(f"heat must have the image's size {image.shape[:2]}; got {heat.shape}")
+    if not 0.0 <= alpha <= 1.0:
+        raise ValueError(f"alpha must lie in [0, 1]; got {alpha}")
+    ax.imshow(image)
+    low, high = float(heat.min()), float(heat.max())
+    picture = ax.imshow(heat, cmap=cmap, alpha=alpha, vmin=low, vmax=high if high > low else low + 1.0)
+    ax.set_xticks([])
+    ax.set_yticks([])
+    if title:
+        ax.set_title(title, fontsize=9)
+    return picture
+
+
+def framed_image(ax: Axes, image, colour, *, width: float = 4.0, title: str | None = None,
+                 caption: str | None = None) -> None:
+    """A colour image ``(H, W, 3)`` framed in ``colour`` (the axes' four spines, ``width`` points wide), with an
+    optional ``title`` above and a ``caption`` below in the frame's colour (a retrieved image and its label)."""
+    image = np.asarray(image)
+    if image.ndim != 3 or image.shape[-1] != 3:
+        raise ValueError(f"image must be (H, W, 3); got {image.shape}")
+    ax.imshow(image)
+    ax.set_xticks([])
+    ax.set_yticks([])
+    for spine in ax.spines.values():
+        spine.set_visible(True)
+        spine.set_edgecolor(colour)
+        spine.set_linewidth(width)
+    if title:
+        ax.set_title(title, fontsize=8)
+    if caption:
+        ax.set_xlabel(caption, fontsize=7, color=colour, labelpad=2)

@@ -11,7 +11,8 @@ import torch
 
 from coursekit.explore import plots
 from coursekit.explore.base import Explorer
-from coursekit.retrieval import losses, siamese
+from coursekit.nets.pretrained import NUM_CLASSES, top_classes
+from coursekit.retrieval import cam, descriptors, evaluation, losses, siamese
 
 
 class EmbeddingExplorer(Explorer):
@@ -252,4 +253,348 @@ class EmbeddingExplorer(Explorer):
         self.status.value = (f"{training}. Digit <b>{i}</b> (a {self.labels[i]}): <b>{int(inside.sum())} of its "
                              f"{dissimilar}</b> dissimilar partners lie inside the margin m = {margin:.3g} and push "
                              f"it away{where}; its {int(similar.sum())} similar partners pull it in.")
+        return fig
+
+
+def _uint8_image(image, name: str) -> np.ndarray:
+    """``image`` (numpy or torch, uint8 ``(H, W, 3)``) as a numpy array, or an error naming it."""
+    if isinstance(image, torch.Tensor):
+        image = image.detach().cpu().numpy()
+    if not isinstance(image, np.ndarray) or image.dtype != np.uint8 or image.ndim != 3 or image.shape[-1] != 3:
+        got = f"{image.dtype} {image.shape}" if isinstance(image, np.ndarray) else type(image).__name__
+        raise ValueError(f"{name} must be a uint8 image (H, W, 3); got {got}")
+    return image
+
+
+def _uint8_images(images, name: str) -> list[np.ndarray]:
+    """A stack uint8 ``(N, H, W, 3)`` or a sequence of uint8 ``(H, W, 3)`` images (sizes may differ) as a list."""
+    if isinstance(images, (np.ndarray, torch.Tensor)):
+        if images.ndim != 4:
+            raise ValueError(f"{name} must be uint8 (N, H, W, 3) or a list of uint8 (H, W, 3) images; got shape "
+                             f"{tuple(images.shape)}")
+        return [_uint8_image(image, f"{name}[{i}]") for i, image in enumerate(images)]
+    if isinstance(images, (list, tuple)):
+        return [_uint8_image(image, f"{name}[{i}]") for i, image in enumerate(images)]
+    raise TypeError(f"{name} must be uint8 (N, H, W, 3) or a list of uint8 (H, W, 3) images; got "
+                    f"{type(images).__name__}")
+
+
+def square_input(photo: np.ndarray, size: int) -> np.ndarray:
+    """The network's view of a photo: its central square, resized to ``size x size`` (bilinear, antialiased),
+    uint8 ``(size, size, 3)``."""
+    h, w = photo.shape[:2]
+    side = min(h, w)
+    top, left = (h - side) // 2, (w - side) // 2
+    x = torch.from_numpy(np.ascontiguousarray(photo[top:top + side, left:left + side])).permute(2, 0, 1)[None]
+    x = torch.nn.functional.interpolate(x.float(), size=(size, size), mode="bilinear", antialias=True,
+                                        align_corners=False)
+    return x[0].permute(1, 2, 0).round().clamp(0, 255).to(torch.uint8).numpy()
+
+
+class CAMExplorer(Explorer):
+    """Stage 07: class activation maps (Zhou et al., "Learning Deep Features for Discriminative Localization",
+    CVPR 2016) of a real ImageNet network over a photo.
+
+    ``photos`` maps a name to a uint8 ``(H, W, 3)`` photo; ``model`` has CAM's structure (convolutional features,
+    global average pooling ``model.pool``, one linear layer ``model.classifier``), e.g.
+    :func:`~coursekit.nets.pretrained.load_efficientnet_lite0`. Each photo is centre-cropped to a square and
+    resized to ``size x size`` (:func:`square_input`) before the network; its head features ``(1, K, h, w)``
+    (:func:`~coursekit.retrieval.descriptors.feature_maps`), logits and top ``classes`` classes are computed the
+    first time it is shown and kept. The maps, ``M_c(x, y) = sum_k w_k^c f_k(x, y)``
+    (:func:`~coursekit.retrieval.cam.class_activation_maps`, the classifier's bias left out: it moves no peak),
+    are computed at each draw and upsampled bilinearly to the input
+    (:func:`~coursekit.retrieval.cam.upsample_maps`).
+
+    Controls: ``photo`` (a menu of the names); ``target`` ("class", a menu of the photo's top classes with their
+    probabilities, "Egyptian cat (37%)"; its value is the ImageNet class index, and its options follow the
+    photo, the top class chosen on each change of photo); ``opacity`` of the heat map.
+
+    The picture: the input with the chosen class's upsampled map over it as a heat map (colours from the map's
+    minimum to its maximum) and a cross at its peak, the centre of the cell of the ``h x w`` map where
+    ``M_c`` is largest (the coarse map holds the values; the upsampling only draws them); beside it the top
+    classes' maps as small panels, the chosen one framed (the CAM paper's Figure 4). The status line gives the
+    class, its probability and where its map peaks. After each draw, ``map`` is the chosen class's ``(h, w)`` map,
+    ``upsampled`` the ``(size, size)`` one drawn, ``peak_cell`` its ``(row, column)`` and ``peak`` its ``(x, y)``.
+    """
+
+    DPI = 90
+    PANEL_COLUMNS = 3
+    CHOSEN = "#1f77b4"  # the frame of the chosen class's panel
+
+    def __init__(self, photos, model, *, classes: int = 5, size: int = 224):
+        import ipywidgets as w
+
+        if not isinstance(photos, dict) or not photos:
+            raise ValueError(f"photos must be a non-empty dict name -> uint8 (H, W, 3) photo; got "
+                             f"{photos if isinstance(photos, dict) else type(photos).__name__!r}")
+        self.photos = {str(name): _uint8_image(photo, f"photos[{name!r}]") for name, photo in photos.items()}
+        if isinstance(classes, bool) or not isinstance(classes, int) or not 1 <= classes <= NUM_CLASSES:
+            raise ValueError(f"classes must be an integer in [1, {NUM_CLASSES}]; got {classes!r}")
+        if isinstance(size, bool) or not isinstance(size, int) or size < 32:
+            raise ValueError(f"size must be an integer of at least 32 (pixels); got {size!r}")
+        self.model, self.classes, self.size = model, classes, size
+        self._seen: dict[str, dict] = {}  # photo name -> its input, features and top classes
+        self._switching = False
+
+        style = {"description_width": "initial"}
+        first = next(iter(self.photos))
+        self.photo = w.Dropdown(options=list(self.photos), value=first, description="photo", style=style)
+        self.target = w.Dropdown(options=self._class_options(first), description="class", style=style,
+                                 layout=w.Layout(min_width="320px"))
+        self.opacity = w.FloatSlider(value=0.5, min=0.0, max=1.0, step=0.05, description="opacity",
+                                     continuous_update=False, style=style)
+        self.photo.observe(lambda change: self._on_photo(), names="value")
+        self.target.observe(lambda change: None if self._switching else self.update(), names="value")
+        super().__init__(self.row(self.photo, self.target, self.opacity), redraw_on=(self.opacity,))
+        self.update()
+
+    def seen(self, name: str) -> dict:
+        """The photo's ``input`` (uint8 ``(size, size, 3)``), ``features (1, K, h, w)`` on the model's device,
+        ``logits (1, 1000)`` and ``top``, its ``classes`` best :func:`~coursekit.nets.pretrained.top_classes`;
+        computed once."""
+        if name not in self._seen:
+            image = square_input(self.photos[name], self.size)
+            features = descriptors.feature_maps(self.model, image[None], "head")
+            with torch.inference_mode():
+                logits = self.model.classifier(self.model.pool(features))
+            self._seen[name] = {"input": image, "features": features, "logits": logits,
+                                "top": top_classes(logits, self.classes)[0]}
+        return self._seen[name]
+
+    def _class_options(self, name: str) -> list[tuple[str, int]]:
+        return [(f"{p.name} ({p.probability:.0%})", p.index) for p in self.seen(name)["top"]]
+
+    def _on_photo(self) -> None:
+        self._switching = True
+        try:
+            self.target.options = self._class_options(self.photo.value)
+            self.target.value = self.seen(self.photo.value)["top"][0].index
+        finally:
+            self._switching = False
+        self.update()
+
+    def draw(self):
+        from matplotlib.figure import Figure
+
+        seen = self.seen(self.photo.value)
+        top, chosen = seen["top"], int(self.target.value)
+        indices = torch.tensor([[p.index for p in top]], device=seen["features"].device)
+        with torch.inference_mode():
+            maps = cam.class_activation_maps(seen["features"], self.model.classifier.weight, indices)
+            upsampled = cam.upsample_maps(maps, (self.size, self.size))
+        maps, upsampled = maps[0].float().cpu().numpy(), upsampled[0].float().cpu().numpy()
+        at = [p.index for p in top].index(chosen)
+        prediction = top[at]
+        coarse = maps[at]
+        h, w = coarse.shape
+        row, column = np.unravel_index(int(coarse.argmax()), coarse.shape)
+        self.peak_cell = (int(row), int(column))
+        self.peak = ((column + 0.5) * self.size / w, (row + 0.5) * self.size / h)  # (x, y) in input pixels
+        self.map, self.upsampled = coarse, upsampled[at]
+
+        count = len(top)
+        rows = -(-count // self.PANEL_COLUMNS)
+        fig = Figure(figsize=(9.6, max(4.2, 1.9 * rows)), layout="constrained")
+        grid = fig.add_gridspec(1, 2, width_ratios=(4.2, 5.4))
+        ax = fig.add_subfigure(grid[0]).add_subplot()
+        picture = plots.overlay_map(ax, seen["input"], self.upsampled, alpha=float(self.opacity.value),
+                                    title=f"{prediction.name} ({prediction.probability:.0%})")
+        ax.plot(*self.peak, marker="+", markersize=14, markeredgewidth=2.5, color="white", label="peak")
+        ax.figure.colorbar(picture, ax=ax, shrink=0.8, label="$M_c(x, y)$")
+        panels = fig.add_subfigure(grid[1]).subplots(rows, self.PANEL_COLUMNS, squeeze=False)
+        for k, (panel, p) in enumerate(zip(panels.flat, top)):
+            name = p.name if len(p.name) <= 20 else p.name[:19] + "…"
+            plots.overlay_map(panel, seen["input"], upsampled[k], alpha=float(self.opacity.value),
+                              title=f"{k + 1}. {name} ({p.probability:.0%})")
+            if p.index == chosen:
+                for spine in panel.spines.values():
+                    spine.set_edgecolor(self.CHOSEN)
+                    spine.set_linewidth(3)
+                panel.title.set_fontweight("bold")
+        for panel in panels.flat[count:]:
+            panel.set_axis_off()
+        x, y = self.peak
+        self.status.value = (f"<b>{prediction.name}</b> (ImageNet class {prediction.index}), probability "
+                             f"<b>{prediction.probability:.1%}</b>, ranked {at + 1} of the top {count}. Its map "
+                             f"peaks at cell (row {row}, column {column}) of the {h}×{w} map, around pixel "
+                             f"(x = {x:.0f}, y = {y:.0f}) of the {self.size}×{self.size} input (the cross).")
+        return fig
+
+
+def _descriptor_pair(pair, name: str, queries: int, database: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """``descriptors[name]``, a pair ``(query (Q, D), database (N, D))`` of numpy or torch arrays on one device,
+    as float32 tensors there, checked against ``Q = queries`` and ``N = database``."""
+    where = f"descriptors[{name!r}]"
+    if not (isinstance(pair, (tuple, list)) and len(pair) == 2):
+        raise ValueError(f"{where} must be a pair (query descriptors (Q, D), database descriptors (N, D)); got "
+                         f"{type(pair).__name__}")
+    tensors = []
+    for part, array in zip(("query", "database"), pair):
+        if isinstance(array, np.ndarray):
+            array = torch.from_numpy(array)
+        if not isinstance(array, torch.Tensor) or not (array.dtype.is_floating_point and array.ndim == 2):
+            got = f"{array.dtype} {tuple(array.shape)}" if isinstance(array, torch.Tensor) else type(array).__name__
+            raise ValueError(f"{where}: the {part} descriptors must be a float array (rows, D); got {got}")
+        tensors.append(array)
+    query, data = tensors
+    if len(query) != queries:
+        raise ValueError(f"{where}: the query descriptors must have one row per query image, ({queries}, D); got "
+                         f"{tuple(query.shape)}")
+    if len(data) != database:
+        raise ValueError(f"{where}: the database descriptors must have one row per database image, ({database}, D);"
+                         f" got {tuple(data.shape)}")
+    if query.shape[1] != data.shape[1]:
+        raise ValueError(f"{where}: the query and database descriptors must have the same dimension D; got "
+                         f"{tuple(query.shape)} and {tuple(data.shape)}")
+    if query.device != data.device:
+        raise ValueError(f"{where}: the query and database descriptors must be on one device; got {query.device} "
+                         f"and {data.device}")
+    return query.float(), data.float()
+
+
+def _labels(gnd, queries: int, database: int) -> np.ndarray:
+    """``gnd`` (one dict per query with the database ids of its 'easy', 'hard' and 'junk' images) as a table
+    ``(Q, N)`` of :attr:`RetrievalBrowser.LABELS` codes (0 negative, 1 easy, 2 hard, 3 junk)."""
+    if not isinstance(gnd, (list, tuple)):
+        raise TypeError(f"gnd must be a list of dicts with 'easy', 'hard' and 'junk' ids; got {type(gnd).__name__}")
+    if len(gnd) != queries:
+        raise ValueError(f"gnd must have one entry per query image ({queries}); got {len(gnd)}")
+    table = np.zeros((queries, database), dtype=np.int8)
+    for q, entry in enumerate(gnd):
+        if not isinstance(entry, dict) or not {"easy", "hard", "junk"} <= set(entry):
+            got = sorted(entry) if isinstance(entry, dict) else type(entry).__name__
+            raise ValueError(f"gnd[{q}] must be a dict with 'easy', 'hard' and 'junk' database ids; got {got}")
+        for code, key in enumerate(("easy", "hard", "junk"), start=1):
+            ids = np.asarray(entry[key], dtype=np.int64).reshape(-1)
+            outside = ids[(ids < 0) | (ids >= database)]
+            if outside.size:
+                raise ValueError(f"gnd[{q}][{key!r}] must hold database ids in [0, {database}); got "
+                                 f"{outside[:5].tolist()}")
+            taken = ids[table[q, ids] != 0]
+            if taken.size:
+                raise ValueError(f"gnd[{q}]: the ids {taken[:5].tolist()} of {key!r} are in another label too")
+            table[q, ids] = code
+    return table
+
+
+class RetrievalBrowser(Explorer):
+    """Stage 07: what a query retrieves, descriptor by descriptor, against the Revisited Oxford-style ground truth.
+
+    ``database_images`` ``(N, H, W, 3)`` and ``query_images`` ``(Q, H, W, 3)`` are uint8 stacks or lists of uint8
+    ``(H, W, 3)`` images (query crops differ in size); ``descriptors`` maps a name to the pair
+    ``(query descriptors (Q, D), database descriptors (N, D))`` (numpy or torch, normalised as the descriptor
+    wants: the scores are plain dot products); ``gnd`` has one dict per query with the database ids of its
+    ``'easy'``, ``'hard'`` and ``'junk'`` images, every other image a negative (Radenović et al., "Revisiting
+    Oxford and Paris", CVPR 2018).
+
+    Controls: ``query`` (a menu of the queries, "query 3", or "3: cat's left eye" with ``query_names``, one
+    name per query), ``descriptor`` (a menu of the dict's names), ``k`` (how many
+    images are shown, up to ``max(k, 30)``).
+
+    The picture: the query crop, and its ``k`` best database images by descending dot product
+    (:func:`~coursekit.retrieval.evaluation.ranking`), each framed by its label for this query (easy green, hard
+    orange, junk grey, negative red, written under it too) with its rank and score; a legend for the colours. The
+    status line gives this query's average precision under the Medium protocol (positives: easy and hard; junk
+    ignored: :func:`~coursekit.retrieval.evaluation.average_precision` over the whole ranking), the descriptor's
+    mAP over the queries that have a positive, and the count of each label in the top ``k``. After each draw,
+    ``shown`` holds the ids of the ``k`` images shown, ``scores`` their scores, ``shown_labels`` their labels,
+    ``counts`` the count of each label and ``average_precision`` the query's AP.
+    """
+
+    DPI = 90
+    COLUMNS = 5
+    LABELS = ("negative", "easy", "hard", "junk")  # by code, as in the (Q, N) label table
+    COLOURS = {"negative": "#d62728", "easy": "#2ca02c", "hard": "#ff7f0e", "junk": "#8c8c8c"}
+    QUERY = "#1f77b4"  # the query's frame
+
+    def __init__(self, database_images, query_images, descriptors, gnd, *, k: int = 10, query_names=None):
+        import ipywidgets as w
+
+        self.database_images = _uint8_images(database_images, "database_images")
+        self.query_images = _uint8_images(query_images, "query_images")
+        n, q = len(self.database_images), len(self.query_images)
+        if n == 0 or q == 0:
+            raise ValueError(f"database_images and query_images must each hold at least one image; got {n} and {q}")
+        if not isinstance(descriptors, dict) or not descriptors:
+            raise ValueError("descriptors must be a non-empty dict name -> (query descriptors (Q, D), database "
+                             f"descriptors (N, D)); got {type(descriptors).__name__}")
+        self.descriptors = {str(name): _descriptor_pair(pair, str(name), q, n) for name, pair in descriptors.items()}
+        self.labels = _labels(gnd, q, n)
+        self.medium = evaluation.protocol(gnd, "medium")  # ok: easy and hard; junk: junk
+        if isinstance(k, bool) or not isinstance(k, int) or not 1 <= k <= n:
+            raise ValueError(f"k must be an integer in [1, {n}] (the database size); got {k!r}")
+        if query_names is not None and len(query_names) != q:
+            raise ValueError(f"query_names must have one name per query image ({q}); got {len(query_names)}")
+        self._rankings: dict[str, torch.Tensor] = {}
+        self._maps: dict[str, float] = {}
+
+        style = {"description_width": "initial"}
+        self.query_titles = [f"query {i}" if query_names is None else f"{i}: {query_names[i]}" for i in range(q)]
+        self.query = w.Dropdown(options=list(zip(self.query_titles, range(q))), value=0, description="query",
+                                style=style)
+        self.descriptor = w.Dropdown(options=list(self.descriptors), description="descriptor", style=style)
+        self.k = w.IntSlider(value=k, min=1, max=min(n, max(k, 30)), description="top k", continuous_update=False,
+                             style=style)
+        controls = (self.query, self.descriptor, self.k)
+        super().__init__(self.row(*controls), redraw_on=controls)
+        self.update()
+
+    def ranking(self, name: str) -> torch.Tensor:
+        """The database ids of every query by descending score under descriptor ``name``, ``(Q, N)`` on the host;
+        computed once."""
+        if name not in self._rankings:
+            queries, database = self.descriptors[name]
+            self._rankings[name] = evaluation.ranking(queries, database).cpu()
+        return self._rankings[name]
+
+    def mean_average_precision(self, name: str) -> float:
+        """Descriptor ``name``'s mAP over the queries with a positive, Medium protocol (NaN if none has one);
+        computed once."""
+        if name not in self._maps:
+            self._maps[name] = evaluation.mean_average_precision(self.ranking(name), self.medium).map
+        return self._maps[name]
+
+    def draw(self):
+        from matplotlib.figure import Figure
+        from matplotlib.patches import Patch
+
+        q, name, k = int(self.query.value), self.descriptor.value, int(self.k.value)
+        queries, database = self.descriptors[name]
+        ranked = self.ranking(name)[q].numpy()
+        self.shown = ranked[:k]
+        index = torch.from_numpy(self.shown).to(database.device)
+        self.scores = (database[index] @ queries[q]).cpu().numpy()
+        self.shown_labels = [self.LABELS[code] for code in self.labels[q, self.shown]]
+        self.average_precision = evaluation.average_precision(ranked, self.medium[q]["ok"], self.medium[q]["junk"])
+
+        rows = -(-k // self.COLUMNS)
+        fig = Figure(figsize=(8.8, max(2.8, 0.9 + 1.55 * rows)), layout="constrained")
+        left, right = fig.subfigures(1, 2, width_ratios=(2.3, 6.5))
+        ax = left.add_subplot()
+        plots.framed_image(ax, self.query_images[q], self.QUERY, title=self.query_titles[q], caption="query")
+        thumbnails = right.subplots(rows, self.COLUMNS, squeeze=False)
+        for rank, (panel, image_id, score, label) in enumerate(
+                zip(thumbnails.flat, self.shown, self.scores, self.shown_labels), start=1):
+            plots.framed_image(panel, self.database_images[image_id], self.COLOURS[label],
+                               title=f"#{rank} · {score:.3f}", caption=f"{label} (image {image_id})")
+        for panel in thumbnails.flat[k:]:
+            panel.set_axis_off()
+        fig.legend(handles=[Patch(facecolor="none", edgecolor=self.COLOURS[label], linewidth=3, label=label)
+                            for label in ("easy", "hard", "junk", "negative")],
+                   loc="outside lower center", ncols=5, fontsize=8, title="frames: the image's label for this query",
+                   title_fontsize=8, frameon=False)
+
+        counts = {label: self.shown_labels.count(label) for label in ("easy", "hard", "junk", "negative")}
+        self.counts = counts
+        listed = ", ".join(f"<span style='color:{self.COLOURS[label]}'>{count} {label}</span>"
+                           for label, count in counts.items())
+        with_positives = sum(len(entry["ok"]) > 0 for entry in self.medium)
+        mean = (f"{self.mean_average_precision(name):.3f} over the {with_positives} queries with a positive"
+                if with_positives else "undefined (no query has a positive)")
+        if np.isnan(self.average_precision):
+            ap = "this query has no positive: its AP is undefined (left out of the mAP)"
+        else:
+            ap = f"AP = <b>{self.average_precision:.3f}</b>"
+        self.status.value = (f"Query {q}, descriptor <b>{name}</b>: {ap} (Medium protocol: easy and hard images are "
+                             f"positive, junk is ignored); mAP {mean}. In the top {k}: {listed}.")
         return fig
