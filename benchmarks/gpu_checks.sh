@@ -25,3 +25,5 @@ python benchmarks/autodiff_step.py
 python benchmarks/conv_layer.py
 python benchmarks/alexnet_step.py --device cuda
 python benchmarks/siamese_pairs.py --device cuda
+python -m pytest -o addopts="" -q -m gpu -p no:cacheprovider tests/test_evaluation.py
+python benchmarks/retrieval_eval.py --device cuda
