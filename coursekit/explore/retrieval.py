@@ -1,5 +1,6 @@
 """Explorers of the lecture part "image retrieval": DrLIM's 2-D map trained step by step, with the springs
-that pull and push one digit (stage 06)."""
+that pull and push one digit (stage 06); class activation maps over a photo, and a query's top k framed by
+its labels (stage 07)."""
 
 from __future__ import annotations
 
