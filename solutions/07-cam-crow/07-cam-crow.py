@@ -93,7 +93,7 @@ for label in ("easy", "hard", "junk"):
 negatives_shown = [i for i in range(len(benchmark.images))
                    if i not in set(truth["easy"]) | set(truth["hard"]) | set(truth["junk"])][:2]
 examples += [("negative", benchmark.images[i], "tab:red") for i in negatives_shown]
-fig, axes = plots.new_figure(len(examples), width=2.1 * len(examples), height=2.4)
+fig, axes = plots.new_figure(len(examples), width=2.1, height=2.4)
 for ax, (title, image, colour) in zip(axes, examples):
     ax.imshow(image)
     ax.set_title(title, color=colour, fontsize=9)
@@ -562,7 +562,7 @@ with demo("Your GeM and R-MAC against the table's"):
 grid_now = yours_or(rmac_regions, lambda h, w, levels=3: [tuple(r[:3]) for r in pooling.rmac_regions(h, w, levels).tolist()],
                     "the grid's picture")
 regions_shown = grid_now(few_maps.shape[-2], few_maps.shape[-1], 3)
-fig, axes = plots.new_figure(3, width=11, height=3)
+fig, axes = plots.new_figure(3, width=3.7, height=3)
 sides = sorted({side for _, _, side in regions_shown}, reverse=True)
 for ax, side in zip(axes, sides):
     ax.imshow(benchmark.images[0])
@@ -631,7 +631,7 @@ from coursekit.retrieval import losses
 shown = int(TRAINING_PAIRS[0, 0])
 picked = {rule: losses.mine_negatives(TRAINING["MAC"][shown][None], TRAINING["MAC"], CLUSTERS[shown][None], CLUSTERS,
                                       k=5, one_per_cluster=rule == "N2")[0].tolist() for rule in ("N1", "N2")}
-fig, axes = plots.new_figure(11, width=15, height=1.9)
+fig, axes = plots.new_figure(11, width=1.4, height=1.9)
 axes[0].imshow(training.images[shown])
 axes[0].set_title("query", fontsize=8, color="tab:green")
 for column, (rule, found) in enumerate(picked.items()):
@@ -750,7 +750,7 @@ with torch.no_grad():
     photo_features = network.features(preprocess(shown_photo))
     photo_logits = network(preprocess(shown_photo))
 top5 = top_classes(photo_logits, 5)[0]
-fig, axes = plots.new_figure(5, width=15, height=3.4)
+fig, axes = plots.new_figure(5, width=3, height=3.4)
 for ax, prediction in zip(axes, top5):
     with torch.no_grad():
         heat = cams_now(photo_features, network.classifier.weight, torch.tensor([prediction.index], device=DEVICE))
@@ -860,7 +860,7 @@ with demo("Your CroW weights against the table's CroW"):
     spatial_mine, channel_mine = crow_weights(few_maps, 2.0, 2.0)
     crow_mine = pooling.l2n((channel_mine * (few_maps * spatial_mine[:, None]).sum((-2, -1))).float())
     print(f"largest difference: {float((crow_mine - DATABASE['CroW'][:8]).abs().max()):.1e}")
-    fig, axes = plots.new_figure(4, width=12, height=2.6)
+    fig, axes = plots.new_figure(4, width=3, height=2.6)
     for ax, index in zip(axes, range(4)):
         ax.imshow(benchmark.images[index])
         weight = cam.upsample_maps(spatial_mine[index][None, None].float(), benchmark.images.shape[1:3])[0, 0]
