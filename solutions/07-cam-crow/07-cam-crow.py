@@ -623,7 +623,7 @@ def whitened_rows(name):
 # Here, a small version on a CPU: only the last layer is trained (the $1\times1$ convolution from `block7`'s 320
 # channels to the 1280 of the head, with its batch norm's scale and shift; its running statistics stay ImageNet's), on
 # the `block7` maps kept in section 3, with MAC, margin 0.7 and 5 negatives per query (`finetune.TupleTrainer`). First,
-# what N1 and N2 pick for one training image:
+# what N1 and N2 pick for one training image (images that show no object well enough form one cluster, "no object"):
 
 # %% nbgrader={"grade": false, "grade_id": "negatives-figure", "locked": true, "schema_version": 3, "solution": false, "task": false}
 from coursekit.retrieval import losses
@@ -637,7 +637,8 @@ axes[0].set_title("query", fontsize=8, color="tab:green")
 for column, (rule, found) in enumerate(picked.items()):
     for ax, index in zip(axes[1 + 5 * column:], found):
         ax.imshow(training.images[index])
-        ax.set_title(f"{rule}: {training.instance_names[int(CLUSTERS[index])][:14]}", fontsize=7)
+        cluster = int(CLUSTERS[index])  # -1: the image shows no object well enough (its own cluster)
+        ax.set_title(f"{rule}: {training.instance_names[cluster][:14] if cluster >= 0 else 'no object'}", fontsize=7)
 for ax in axes:
     ax.set(xticks=[], yticks=[])
 plots.show(fig)
