@@ -464,7 +464,7 @@ hand_v[0, 0, 2, 3] = 1.0  # inside the region (1, 2, 2) only
 hand_v[0, 1, 0, 2] = 0.5  # in neither
 check_close(rmac_of(hand_v, [(0, 0, 2), (1, 2, 2)]), [[2 / 5 ** 0.5, 1 / 5 ** 0.5]], "rmac of the hand-computed maps", tol=1e-9)
 ### BEGIN HIDDEN TESTS
-# Against a loop over images and regions in numpy, on random maps with the grids of several sizes.
+# Against a loop over images and regions in numpy, on random maps and random square regions.
 def rmac_oracle(x_r, regions_r):
     out_r = np.zeros(x_r.shape[:2])
     for n_r in range(x_r.shape[0]):
@@ -478,7 +478,8 @@ def rmac_oracle(x_r, regions_r):
 gen_h = np.random.default_rng(73)
 for h_h, w_h in ((7, 7), (8, 10), (10, 8), (5, 9)):
     x_h = np.maximum(gen_h.normal(size=(3, 16, h_h, w_h)), 0) + 1e-3
-    regions_h = grid_oracle(h_h, w_h, 3)
+    sides_h = gen_h.integers(1, min(h_h, w_h) + 1, size=12)  # any squares inside the map
+    regions_h = [(int(gen_h.integers(0, h_h - s + 1)), int(gen_h.integers(0, w_h - s + 1)), int(s)) for s in sides_h]
     check_close(rmac_of(torch.from_numpy(x_h), regions_h), rmac_oracle(x_h, regions_h), f"rmac on {h_h}x{w_h} maps", tol=1e-9)
 ### END HIDDEN TESTS
 
@@ -668,6 +669,12 @@ plots.show(fig)
 # it never saw in training); the fast budget's 2 epochs over 130 tuples change almost nothing. A layer trained for
 # classes learns, from matching tuples and its own current mistakes, what makes two views of one object alike.
 
+# %% nbgrader={"grade": false, "grade_id": "photos", "locked": true, "schema_version": 3, "solution": false, "task": false}
+from coursekit.explore.retrieval import square_input
+
+PHOTOS = {name: colour_photo(name) for name in ("chelsea", "coffee", "astronaut", "rocket", "motorcycle_left")}
+PHOTO_INPUTS = {name: square_input(photo, 224) for name, photo in PHOTOS.items()}  # the network's 224x224 view, uint8
+
 # %% [markdown]
 # ## 7. Class activation maps
 #
@@ -696,18 +703,6 @@ def class_activation_maps(features, weights, classes):
 # %% nbgrader={"grade": true, "grade_id": "cam-tests", "locked": true, "points": 2, "schema_version": 3, "solution": false, "task": false}
 # The property of the paper on the real network and a real photo: each map's mean plus the class's bias is the
 # class's logit (float32: to 1e-4). Then by hand: two channels, weights (1, -1) and (2, 0).
-PHOTOS = {name: colour_photo(name) for name in ("chelsea", "coffee", "astronaut", "rocket", "motorcycle_left")}
-
-
-def square_photo(image, size=224):
-    """The centre square of a uint8 photo (H, W, 3), resized to size x size (a float tensor in [0, 1])."""
-    h_r, w_r = image.shape[:2]
-    side_r = min(h_r, w_r)
-    crop_r = torch.from_numpy(np.ascontiguousarray(image[(h_r - side_r) // 2:(h_r + side_r) // 2, (w_r - side_r) // 2:(w_r + side_r) // 2]))
-    x_r = crop_r.permute(2, 0, 1)[None].float() / 255
-    return torch.nn.functional.interpolate(x_r, size=(size, size), mode="bilinear", antialias=True).clamp(0, 1)
-
-
 def cams_of(features_r, weights_r, classes_r):
     with own_work(stage=7, what="class_activation_maps"):
         out_r = class_activation_maps(features_r, weights_r, classes_r)
@@ -715,7 +710,7 @@ def cams_of(features_r, weights_r, classes_r):
 
 
 with torch.no_grad():
-    cat_x = preprocess(square_photo(PHOTOS["chelsea"]).to(DEVICE))
+    cat_x = preprocess(torch.from_numpy(PHOTO_INPUTS["chelsea"][None]).to(DEVICE))
     cat_features = network.features(cat_x)
     cat_logits = network(cat_x)[0]
 top_v = cat_logits.topk(3).indices
@@ -746,17 +741,18 @@ check_close(cams_of(f_h[:2], w_h[:2], torch.tensor([1, 1])), torch.stack([sum(w_
 
 # %% nbgrader={"grade": false, "grade_id": "cam-figure", "locked": true, "schema_version": 3, "solution": false, "task": false}
 cams_now = yours_or(class_activation_maps, lambda f, w, c: cam.class_activation_maps(f, w, c), "the top-5 maps")
-shown_photo = square_photo(PHOTOS["astronaut"]).to(DEVICE)
+shown_photo = PHOTO_INPUTS["astronaut"]
 with torch.no_grad():
-    photo_features = network.features(preprocess(shown_photo))
-    photo_logits = network(preprocess(shown_photo))
+    photo_x = preprocess(torch.from_numpy(shown_photo[None]).to(DEVICE))
+    photo_features = network.features(photo_x)
+    photo_logits = network(photo_x)
 top5 = top_classes(photo_logits, 5)[0]
 fig, axes = plots.new_figure(5, width=3, height=3.4)
 for ax, prediction in zip(axes, top5):
     with torch.no_grad():
         heat = cams_now(photo_features, network.classifier.weight, torch.tensor([prediction.index], device=DEVICE))
         heat = cam.upsample_maps(heat[:, None], (224, 224))[0, 0]
-    ax.imshow(shown_photo[0].permute(1, 2, 0).cpu())
+    ax.imshow(shown_photo)
     ax.imshow(heat.cpu(), cmap="jet", alpha=0.45)
     ax.set(title=f"{prediction.name[:22]} ({100 * prediction.probability:.0f}%)", xticks=[], yticks=[])
 plots.show(fig)
