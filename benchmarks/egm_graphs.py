@@ -22,9 +22,13 @@ in the same process. The sections present (``--only`` picks one):
    must give every map the same alive components, with means equal to 1e-4 cells (the script fails
    otherwise).
 
+``cg``: Katz centrality by coursekit's conjugate gradients against ``scipy.sparse.linalg.cg`` on the same
+   reciprocal k-NN graph, and the graph's construction against a numpy baseline
+   (:func:`_centrality_bench.bench_centrality`, whose docstring says how).
+
 CUDA is synchronised before each clock is read; coursekit's first call is left out of its timing.
 
-    python benchmarks/egm_graphs.py [--quick] [--device cuda] [--only egm]
+    python benchmarks/egm_graphs.py [--quick] [--device cuda] [--only egm|cg]
 """
 
 from __future__ import annotations
@@ -38,6 +42,7 @@ import numpy as np
 import torch
 
 import coursekit
+from _centrality_bench import bench_centrality
 from timing import describe, machine
 from coursekit.graphs.egm import egm_maps
 from coursekit.nets.training import synchronized_clock
@@ -168,7 +173,7 @@ def section_egm(device: torch.device, quick: bool, repeats: int) -> None:
         print(f"      agree: the same alive components in every map, means within {worst:.1e} cells")
 
 
-SECTIONS = {"egm": section_egm}
+SECTIONS = {"egm": section_egm, "cg": lambda device, quick, repeats: bench_centrality(device, quick)}
 
 
 def main() -> None:

@@ -27,3 +27,5 @@ python benchmarks/alexnet_step.py --device cuda
 python benchmarks/siamese_pairs.py --device cuda
 python -m pytest -o addopts="" -q -m gpu -p no:cacheprovider tests/test_evaluation.py
 python benchmarks/retrieval_eval.py --device cuda
+python -m pytest -o addopts="" -q -m gpu -p no:cacheprovider tests/test_egm.py tests/test_solvers.py tests/test_centrality.py tests/test_knn.py
+python benchmarks/egm_graphs.py --device cuda
