@@ -54,6 +54,34 @@ def test_feature_maps_have_the_layers_shape(model, images):
                                rtol=1e-4, atol=1e-5)
 
 
+def test_cached_maps_are_the_networks_computed_once_and_verified(model, images, tmp_path, monkeypatch):
+    monkeypatch.setenv("COURSEKIT_DATA", str(tmp_path))
+    first = descriptors.cached_feature_maps(model, images[:3], "head", batch_size=2)
+    assert first.dtype == torch.float16 and first.shape == (3, 1280, 2, 3)
+    torch.testing.assert_close(first.float(), one_by_one(model, images[:3], "head", lambda m: m).half().float())
+    stored = sorted((tmp_path / "features").glob("*.npy"))
+    assert len(stored) == 1 and not list((tmp_path / "features").glob("*.part*"))
+    # the second call reads the file: a file altered on disk with its stamp left is refused and recomputed
+    array = np.load(stored[0])
+    array[0, 0, 0, 0] += 1
+    np.save(stored[0], array)
+    again = descriptors.cached_feature_maps(model, images[:3], "head", batch_size=2)
+    torch.testing.assert_close(again, first, rtol=0, atol=0)
+    # a consistent file is read as it is (here a marked one, to tell a read from a recomputation)
+    marked = np.load(stored[0])
+    marked[0, 0, 0, 0] = 1234
+    np.save(stored[0], marked)
+    from coursekit.data.registry import sha256_of
+    stored[0].with_name(stored[0].name + ".sha256").write_text(sha256_of(stored[0]) + "\n")
+    assert float(descriptors.cached_feature_maps(model, images[:3], "head")[0, 0, 0, 0]) == 1234
+    # other images, another layer: another file
+    descriptors.cached_feature_maps(model, images[1:4], "head")
+    descriptors.cached_feature_maps(model, images[:3], "block7")
+    assert len(list((tmp_path / "features").glob("*.npy"))) == 3
+    with pytest.raises(ValueError, match="dtype"):
+        descriptors.cached_feature_maps(model, images[:3], dtype=torch.bfloat16)
+
+
 def test_describe_names_what_is_wrong(model, images):
     with pytest.raises(ValueError, match="layer must be one of"):
         descriptors.describe(model, images, {"x": ("conv9", lambda m: m)})

@@ -112,3 +112,67 @@ def feature_maps(model, images, layer: str = "head", *, batch_size: int = 32, de
 
     describe(model, images, {"maps": (layer, keep)}, batch_size=batch_size, device=device)
     return torch.cat(batches)
+
+
+def _fingerprint(model, images: np.ndarray, layer: str, dtype: torch.dtype, device: torch.device) -> str:
+    """sha256 of what the maps depend on: the images' bytes, the model's parameters and buffers, the layer,
+    the stored dtype, the device type and torch's version."""
+    import hashlib
+
+    digest = hashlib.sha256()
+    digest.update(f"{images.shape}|{layer}|{dtype}|{device.type}|{torch.__version__}".encode())
+    digest.update(np.ascontiguousarray(images).data)
+    for name, tensor in list(model.state_dict().items()):
+        digest.update(name.encode())
+        digest.update(tensor.detach().cpu().contiguous().reshape(-1).view(torch.uint8).numpy().data)
+    return digest.hexdigest()
+
+
+def cached_feature_maps(model, images, layer: str = "head", *, batch_size: int = 32, dtype: torch.dtype = torch.float16,
+                        cache: bool = True, device=None) -> torch.Tensor:
+    """The maps ``(N, K, h, w)`` of one layer for uint8 ``images (N, H, W, 3)`` of one size, stored as
+    ``dtype`` (float16 by default: half the memory) on ``device`` (default: the model's), computed once and
+    then read from the course's data cache (``features/`` in :func:`coursekit.data.registry.cache_dir`).
+
+    The file is named by the sha256 of everything the maps depend on (the images, the model's weights, the
+    layer, the dtype, the device type, torch's version) and verified on every read by the sha256 stored
+    beside it; a file that fails is computed again. A new file is written under a temporary name and
+    renamed, so that concurrent runs never read half of one. ``cache=False`` computes without the cache."""
+    import os
+    import uuid
+
+    from coursekit.data.registry import cache_dir, sha256_of
+
+    if not (isinstance(images, (np.ndarray, torch.Tensor)) and images.ndim == 4):
+        shape = tuple(images.shape) if hasattr(images, "shape") else type(images).__name__
+        raise ValueError(f"images must be uint8 (N, H, W, 3), all of one size; got {shape}")
+    if dtype not in (torch.float16, torch.float32, torch.float64):
+        raise ValueError(f"dtype must be torch.float16, float32 or float64; got {dtype}")
+    device = next(model.parameters()).device if device is None else torch.device(device)
+    pixels = images.cpu().numpy() if isinstance(images, torch.Tensor) else images
+
+    def compute() -> torch.Tensor:
+        kept = {"maps": (layer, lambda maps: maps.flatten(1).to(dtype))}
+        shapes = []
+
+        def keep_shape(maps):
+            shapes.append(tuple(maps.shape[1:]))
+            return maps[:, :1, 0, 0]
+
+        found = describe(model, images, {**kept, "shape": (layer, keep_shape)}, batch_size=batch_size, device=device)
+        return found["maps"].unflatten(1, shapes[0])
+
+    if not cache:
+        return compute()
+    path = cache_dir() / "features" / f"{layer}-{_fingerprint(model, pixels, layer, dtype, device)[:32]}.npy"
+    stamp = path.with_name(path.name + ".sha256")
+    if path.is_file() and stamp.is_file() and sha256_of(path) == stamp.read_text().strip():
+        return torch.from_numpy(np.load(path)).to(device)
+    maps = compute()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    partial = path.with_name(f"{path.stem}.{os.getpid()}-{uuid.uuid4().hex[:8]}.part.npy")
+    np.save(partial, maps.cpu().numpy())
+    digest = sha256_of(partial)
+    partial.replace(path)  # atomic: a reader finds the whole file or none
+    stamp.write_text(digest + "\n")
+    return maps
