@@ -56,9 +56,11 @@ Conventions:
   dtype (maps keep theirs, e.g. float32 on the GPU);
 - one batched core serves :func:`egm` (a batch of one) and :func:`egm_maps` (``B`` maps): every E- and
   M-step is one tensor operation over ``(B, N, K)``, ``K`` the most components alive in any map of the
-  batch still running (the alive ones are gathered to the front each iteration); the P-step's loop over rank positions
-  is the only Python loop, vectorised over the batch. Each iteration reads one number from the device
-  (that ``K``), which also stops the loop early;
+  batch still running (the alive ones are gathered to the front each iteration). The P-step's greedy walk
+  over the ranks is computed by sweeps: every rank at once from the previous sweep's kept set, until a
+  sweep changes nothing (exactly the greedy set; a few sweeps per iteration, each one batched product and
+  one read from the device). Each iteration also reads one number from the device (that ``K``), which
+  stops the loop early;
 - early stop: a map (or the point set) is done once an iteration leaves its alive set unchanged and moves
   no mean by ``tol * scale`` or more (``scale``: the largest side of the points' bounding box, ``max(H, W)``
   for maps); a done map is frozen while the rest of its batch goes on, so a batch gives each map's own
@@ -270,7 +272,7 @@ def _m_step(points: torch.Tensor, weighted: torch.Tensor, total: torch.Tensor, p
 
 def _purge(means: torch.Tensor, variances: torch.Tensor, weights: torch.Tensor, alive: torch.Tensor, tau: float,
            positions: int) -> torch.Tensor:
-    """The kept set ``(B, M)`` of the P-step; ``positions``: how many rank positions to walk (at least the
+    """The kept set ``(B, M)`` of the P-step; ``positions``: how many rank positions to consider (at least the
     most components alive in any row; the later ones are all dead). Alive components need positive
     weights."""
     key = torch.where(alive, weights, torch.full_like(weights, -math.inf))
@@ -278,12 +280,23 @@ def _purge(means: torch.Tensor, variances: torch.Tensor, weights: torch.Tensor, 
     # the components in visiting order, so that rank r's set kept so far is among the ranks before it
     relative = _exp(_log_overlap_ratios(means.gather(-2, order[..., None].expand_as(means)),
                                         variances.gather(-1, order), weights.gather(-1, order)))  # row r: O_rs / O_rr
-    alive_by_rank = alive.gather(-1, order)
-    kept = torch.zeros_like(alive)
-    for rank in range(positions):
-        others = torch.where(kept[:, :rank], relative[:, rank, :rank], 0).sum(dim=-1)
-        kept[:, rank] = alive_by_rank[:, rank] & (1 / (1 + others) >= tau)
-    return torch.zeros_like(alive).scatter(-1, order, kept)
+    alive_by_rank = alive.gather(-1, order)[:, :positions]
+    # rank r is kept iff 1 / (1 + sum_{s < r kept} O_rs / O_rr) >= tau. Instead of walking the ranks one by one
+    # (a few kernels per rank), every rank is recomputed at once from the previous sweep's kept set, until a
+    # sweep changes nothing. The rule is triangular: after sweep t the first t ranks are final, so at most
+    # ``positions`` sweeps are needed, and a set that a sweep leaves unchanged is exactly the greedy one. In
+    # practice a few sweeps do (each one product by the overlap matrix, and one read from the device).
+    lower = torch.tril(relative[:, :positions, :positions], diagonal=-1)
+    kept = alive_by_rank.clone()
+    for _ in range(positions + 1):
+        others = (lower @ kept.to(lower.dtype)[..., None])[..., 0]
+        swept = alive_by_rank & (1 / (1 + others) >= tau)
+        if torch.equal(swept, kept):
+            break
+        kept = swept
+    full = torch.zeros_like(alive)
+    full[:, :positions] = kept
+    return torch.zeros_like(alive).scatter(-1, order, full)
 
 
 def _run(points: torch.Tensor, point_weights: torch.Tensor, means: torch.Tensor, variances: torch.Tensor,
@@ -371,7 +384,7 @@ def purge(means, variances, weights, tau: float, alive=None):
     """The P-step: which components ``(..., M)`` bool are kept. The alive ones (``alive (..., M)``, default
     all) are visited by decreasing ``weights`` (ties: lower index first), and ``i`` is kept iff
     ``rho_{i,K} >= tau`` against the set ``K`` kept so far. ``means (..., M, d)``, ``variances (..., M)``;
-    any leading dimensions are a batch, walked together (one loop over rank positions)."""
+    any leading dimensions are a batch, purged together."""
     to_numpy = isinstance(means, np.ndarray)
     tau = _check_tau(tau)
     means, variances, weights, alive = _components(means, variances, weights, alive)
