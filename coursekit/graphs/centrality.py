@@ -35,7 +35,8 @@ import numpy as np
 import scipy.sparse
 import torch
 
-from coursekit.graphs.solvers import CGResult, _as_torch, _as_csr, _solve_dtype, _torch_to_scipy, conjugate_gradient
+from coursekit.graphs.solvers import CGResult, conjugate_gradient
+from coursekit.graphs.sparse import as_csr, as_torch, solve_dtype, torch_to_scipy
 
 STAGE = 8  # the stage whose exercises write these pieces (coursekit.grading switches them off there)
 
@@ -55,8 +56,8 @@ def _check_graph(W) -> None:
 
 def _graph_tensor(W, dtype: torch.dtype, device) -> torch.Tensor:
     """``W`` in torch, dense or CSR (whose products are the fast ones on a CPU)."""
-    W = _as_torch(W, "W", dtype, device)
-    return W if W.layout == torch.strided else _as_csr(W)
+    W = as_torch(W, "W", dtype, device)
+    return W if W.layout == torch.strided else as_csr(W)
 
 
 def regularised_laplacian(W, alpha: float):
@@ -66,7 +67,7 @@ def regularised_laplacian(W, alpha: float):
     _check_graph(W)
     n = W.shape[0]
     host = not isinstance(W, torch.Tensor)
-    graph = _as_torch(W, "W", torch.float64 if host else None)
+    graph = as_torch(W, "W", torch.float64 if host else None)
     if not graph.dtype.is_floating_point:
         graph = graph.double()
     if graph.layout == torch.strided:
@@ -78,8 +79,8 @@ def regularised_laplacian(W, alpha: float):
                                        check_invariants=False)
     laplacian = ((identity - alpha * coo) / (1 - alpha)).coalesce()
     if host:
-        return _torch_to_scipy(laplacian)
-    return _as_csr(laplacian) if graph.layout == torch.sparse_csr else laplacian
+        return torch_to_scipy(laplacian)
+    return as_csr(laplacian) if graph.layout == torch.sparse_csr else laplacian
 
 
 def _solve(W, alpha: float, y: torch.Tensor, tol: float, max_iterations: int) -> CGResult:
@@ -113,7 +114,7 @@ def local_search(W, y, alpha: float = 0.99, tol: float = 1e-6, max_iterations: i
     if isinstance(W, torch.Tensor) and isinstance(y, torch.Tensor) and W.device != y.device:
         raise ValueError(f"W is on {W.device} but y is on {y.device}; put both on one device")
     device = next((a.device for a in (W, y) if isinstance(a, torch.Tensor)), torch.device("cpu"))
-    dtype = _solve_dtype(*(a.dtype if isinstance(a, torch.Tensor) else torch.float64 for a in (W, y)))
+    dtype = solve_dtype(*(a.dtype if isinstance(a, torch.Tensor) else torch.float64 for a in (W, y)))
     result = _solve(W, alpha, torch.as_tensor(y, dtype=dtype, device=device), tol, max_iterations)
     return _result(result, isinstance(y, np.ndarray))
 
@@ -125,6 +126,6 @@ def katz_centrality(W, alpha: float = 0.99, tol: float = 1e-6, max_iterations: i
     alpha = _check_alpha(alpha)
     _check_graph(W)
     torch_graph = isinstance(W, torch.Tensor)
-    dtype = _solve_dtype(W.dtype) if torch_graph else torch.float64
+    dtype = solve_dtype(W.dtype) if torch_graph else torch.float64
     ones = torch.ones(W.shape[0], dtype=dtype, device=W.device if torch_graph else "cpu")
     return _result(_solve(W, alpha, ones, tol, max_iterations), not torch_graph)

@@ -40,7 +40,7 @@ import numpy as np
 import scipy.sparse
 import torch
 
-from coursekit.graphs.solvers import _as_torch, _as_csr, _torch_to_scipy
+from coursekit.graphs.sparse import as_csr, as_torch, torch_to_scipy
 
 STAGE = 9  # the stage whose exercises write these pieces (coursekit.grading switches them off there)
 
@@ -48,7 +48,7 @@ STAGE = 9  # the stage whose exercises write these pieces (coursekit.grading swi
 def _descriptors(array, name: str, device=None) -> torch.Tensor:
     if not isinstance(array, (torch.Tensor, np.ndarray)):
         raise TypeError(f"{name} must be a torch tensor or a numpy array; got {type(array).__name__}")
-    tensor = _as_torch(array, name, device=device)
+    tensor = as_torch(array, name, device=device)
     if tensor.ndim != 2:
         raise ValueError(f"{name} must be (n, d); got {tuple(tensor.shape)}")
     if not tensor.dtype.is_floating_point:
@@ -137,7 +137,7 @@ def knn_affinity(descriptors, k: int, gamma: float = 3.0, mutual: bool = True, c
     keys = keys[keep]
     A = torch.sparse_coo_tensor(torch.stack([keys // n, keys % n]), affinity[keep], (n, n),
                                 is_coalesced=True, check_invariants=False)  # unique() sorted the keys
-    return _torch_to_scipy(A) if isinstance(descriptors, np.ndarray) else A
+    return torch_to_scipy(A) if isinstance(descriptors, np.ndarray) else A
 
 
 def _non_negative(entries: torch.Tensor) -> None:
@@ -158,7 +158,7 @@ def symmetric_normalise(A):
         raise TypeError(f"A must be a torch tensor, a numpy array or a scipy.sparse matrix; got {type(A).__name__}")
     if len(A.shape) != 2 or A.shape[0] != A.shape[1]:
         raise ValueError(f"A must be square (n, n); got {tuple(A.shape)}")
-    matrix = _as_torch(A, "A")
+    matrix = as_torch(A, "A")
     if not matrix.dtype.is_floating_point:
         matrix = matrix.double()
     if matrix.layout == torch.strided:
@@ -173,5 +173,5 @@ def symmetric_normalise(A):
     W = torch.sparse_coo_tensor(coo.indices(), coo.values() * scale[row] * scale[col], coo.shape,
                                 is_coalesced=True, check_invariants=False)
     if not isinstance(A, torch.Tensor):
-        return _torch_to_scipy(W)
-    return _as_csr(W) if matrix.layout == torch.sparse_csr else W
+        return torch_to_scipy(W)
+    return as_csr(W) if matrix.layout == torch.sparse_csr else W
