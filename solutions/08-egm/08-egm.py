@@ -129,7 +129,9 @@ def overlaps_of(means_r, variances_r, weights_r):
     means_r, variances_r, weights_r = (np.array(a, dtype=np.float64) for a in (means_r, variances_r, weights_r))
     with own_work(stage=8, what="gaussian_overlaps"):
         out_r = gaussian_overlaps(means_r.copy(), variances_r.copy(), weights_r.copy())
-    return check_shape(out_r, (len(means_r), len(means_r)), "the overlaps")
+    out_r = check_shape(out_r, (len(means_r), len(means_r)), "the overlaps")
+    check(out_r.dtype == np.float64, f"the overlaps must be float64; got {out_r.dtype}")
+    return out_r
 
 
 # By hand, in 1-D: two unit-weight Gaussians of variance 1/2 at the same place overlap by N(0 | 0, 1) = 1/sqrt(2 pi);
@@ -172,7 +174,7 @@ check_close(overlaps_of(means_h, variances_h, weights_h), expected_h, "the overl
 # %% [markdown]
 # ### Exercise 1.2 — Self-responsibility
 # Write `self_responsibility(overlaps, i, kept)`: `overlaps (M, M)` as above, a component index `i` and `kept (M,)`
-# bool, the set $\mathcal K$. Return $\rho_{i,\mathcal K}$ as a Python float; `i` itself is left out of the sum,
+# bool, the set $\mathcal K$. Return $\rho_{i,\mathcal K}$ as one number (a Python float); `i` itself is left out of the sum,
 # whether `kept[i]` is true or not.
 
 # %% nbgrader={"grade": false, "grade_id": "self-responsibility-impl", "locked": false, "schema_version": 3, "solution": true, "task": false}
@@ -273,16 +275,23 @@ for case_h in range(24):
     check(kept_h[np.argmax(weights_h)], f"the heaviest component must always be kept (case {case_h})")
     check(np.array_equal(kept_h, greedy_purge(means_h, variances_h, weights_h, tau_h)),
           f"the kept set of random mixture {case_h} (tau {tau_h})")
-# ties in weight: lower index first
+# ties in weight: lower index first; 20 coincident pairs (p, p + 20) of equal weight in three levels, far apart
 check(list(purged([[0.0, 0.0], [0.2, 0.0]], [1, 1], [0.5, 0.5], 0.75)) == [True, False],
       "with equal weights, the lower index should be visited first")
+means_h = np.array([[10.0 * (p % 20), 0.0] for p in range(40)])
+weights_h = np.array([1.0 + (p % 20) % 3 for p in range(40)])
+check(np.array_equal(purged(means_h, np.ones(40), weights_h / weights_h.sum(), 0.75), np.arange(40) < 20),
+      "with ties in weight, the lower index must be visited first (a stable sort)")
+# rho is exactly 1 for a lone component: kept even at tau = 1 (the rule is rho >= tau)
+check(list(purged([[0.0, 0.0]], [1.0], [1.0], 1.0)) == [True], "a component with rho = tau must be kept")
 ### END HIDDEN TESTS
 
 # %% [markdown]
 # ### Exercise 1.4 — The expanding M-step
 # Write `m_step(points, responsibilities, previous_means, point_weights)`: `points (N, d)`, `responsibilities (N, M)`,
 # `previous_means (M, d)` and non-negative `point_weights (N,)` $w_n$ (all ones for points; section 2 weights pixels
-# by a map). Return `(weights (M,), means (M, d), variances (M,))` with $N_k = \sum_n w_n\gamma_{nk}$,
+# by a map); each row of `responsibilities` sums to 1, as an E-step's do. Return `(weights (M,), means (M, d),
+# variances (M,))` with $N_k = \sum_n w_n\gamma_{nk}$,
 # $\pi_k = N_k / \sum_n w_n$, $\mu_k = \sum_n w_n\gamma_{nk}x_n / N_k$ and $\sigma_k^2 = \sum_n w_n\gamma_{nk}\lVert x_n -
 # \mu_k^{\text{old}}\rVert^2 / (d N_k)$. Every $N_k$ is positive in the tests.
 
@@ -305,7 +314,7 @@ def m_step_of(points_r, g_r, previous_r, w_r):
     arrays_r = [np.array(a, dtype=np.float64) for a in (points_r, g_r, previous_r, w_r)]
     with own_work(stage=8, what="m_step"):
         out_r = m_step(*[a.copy() for a in arrays_r])
-    check(isinstance(out_r, tuple) and len(out_r) == 3, "m_step must return (weights, means, variances)")
+    check(isinstance(out_r, (tuple, list)) and len(out_r) == 3, "m_step must return (weights, means, variances)")
     m_r, d_r = arrays_r[2].shape
     return (check_shape(out_r[0], (m_r,), "weights"), check_shape(out_r[1], (m_r, d_r), "means"),
             check_shape(out_r[2], (m_r,), "variances"))
@@ -538,7 +547,7 @@ def conjugate_gradient(A, b, tol=1e-6, max_iterations=20):
 def cg_of(A_r, b_r, **options_r):
     with own_work(*LIBRARY, stage=8, what="conjugate_gradient"):
         out_r = conjugate_gradient(A_r, b_r.clone(), **options_r)
-    check(isinstance(out_r, tuple) and len(out_r) == 2, "conjugate_gradient must return (x, iterations)")
+    check(isinstance(out_r, (tuple, list)) and len(out_r) == 2, "conjugate_gradient must return (x, iterations)")
     x_r, steps_r = out_r
     check(isinstance(x_r, torch.Tensor) and x_r.shape == b_r.shape, f"x must be a tensor of b's shape {tuple(b_r.shape)}")
     check(np.ndim(steps_r) == 0 and float(steps_r) == int(steps_r), "iterations must be a whole number")
@@ -600,8 +609,8 @@ for case_h, scale_h in enumerate((1.0, 1e3, 1e-3)):
 # %% [markdown]
 # ### Exercise 3.2 — Global (Katz) centrality
 # Write `katz_centrality(W, alpha=0.99, tol=1e-8, max_iterations=200)`: `W (n, n)` a symmetric normalised affinity
-# (a float64 torch tensor, dense or sparse); return the float64 vector $g$ `(n,)` that solves $\mathcal L_\alpha g =
-# \mathbf 1$, by your conjugate gradients (pass them `tol` and `max_iterations`). $\mathcal L_\alpha$ need not be
+# (a float64 torch tensor, dense or sparse); return the float64 torch tensor $g$ `(n,)` that solves $\mathcal L_\alpha
+# g = \mathbf 1$, by your conjugate gradients from $g_0 = 0$ (pass them `tol` and `max_iterations`). $\mathcal L_\alpha$ need not be
 # built: a function $v \mapsto \dots$ does.
 
 # %% nbgrader={"grade": false, "grade_id": "katz-centrality-impl", "locked": false, "schema_version": 3, "solution": true, "task": false}
@@ -623,7 +632,7 @@ def katz_centrality(W, alpha=0.99, tol=1e-8, max_iterations=200):
 def katz_of(W_r, alpha_r):
     with own_work(*LIBRARY, stage=8, what="katz_centrality"):
         g_r = katz_centrality(W_r.clone(), alpha_r, tol=1e-10, max_iterations=500)
-    check(isinstance(g_r, torch.Tensor), "katz_centrality must return a torch tensor")
+    check(isinstance(g_r, torch.Tensor) and g_r.dtype == torch.float64, "katz_centrality must return a float64 torch tensor")
     return check_shape(g_r.detach().cpu(), (W_r.shape[0],), "g")
 
 
@@ -659,6 +668,19 @@ for case_h, alpha_h in enumerate((0.5, 0.9, 0.99, 0.95)):
     W_h = normalised(A_h)
     W_t_h = torch.tensor(W_h) if case_h % 2 else torch.tensor(W_h).to_sparse()
     check_close(katz_of(W_t_h, alpha_h), neumann(W_h, alpha_h), f"g against the Neumann series (alpha {alpha_h})", tol=1e-6)
+# A long path with a few weak chords, where CG needs about 100 steps at alpha = 0.99: the tolerance asked for is met.
+path_h = np.zeros((200, 200))
+path_h[np.arange(199), np.arange(1, 200)] = 1
+path_h += 0.01 * gen_h.random((200, 200)) * (gen_h.random((200, 200)) < 0.02)
+path_h = np.triu(path_h, 1)
+W_h = normalised(path_h + path_h.T)
+check_close(katz_of(torch.tensor(W_h).to_sparse(), 0.99), np.linalg.solve(np.eye(200) - 0.99 * W_h, np.full(200, 0.01)),
+            "g on a long path (alpha 0.99)", tol=1e-9)
+# By your CG, with the tol and max_iterations given: one step from 0 is (b.b / b.Lb) b for b = (1 - alpha) 1.
+with own_work(*LIBRARY, stage=8, what="katz_centrality"):
+    one_h = katz_centrality(torch.tensor(W_h), 0.9, tol=0.0, max_iterations=1)
+check_close(torch.as_tensor(one_h).detach().cpu().numpy(), 200 * 0.1 / (np.eye(200) - 0.9 * W_h).sum() * np.ones(200),
+            "katz_centrality with max_iterations=1 (one CG step from 0)", tol=1e-10)
 ### END HIDDEN TESTS
 
 # %% [markdown]
@@ -695,8 +717,8 @@ print(f"max |g - dense solve| / max g: {np.abs(CENTRALITY.cpu().numpy() - exact)
 # ### Exercise 4.1 — Back-projection
 # Write `object_saliency(boxes, image, centrality, images, height, width)`: `boxes (R, 4)` int64 torch tensor of
 # half-open boxes in map cells, `(x0, y0, x1, y1)` covering the columns `x0 .. x1 - 1` and the rows `y0 .. y1 - 1`;
-# `image (R,)` int64, the image each region belongs to; `centrality (R,)` float64. Return the float64 torch tensor
-# `(images, height, width)` of OS maps (zero where no region lies).
+# `image (R,)` int64, the image each region belongs to; `centrality (R,)` float64 ($R$ may be 0). Return the float64
+# torch tensor `(images, height, width)` of OS maps (zero where no region lies).
 
 # %% nbgrader={"grade": false, "grade_id": "object-saliency-impl", "locked": false, "schema_version": 3, "solution": true, "task": false}
 def object_saliency(boxes, image, centrality, images, height, width):
@@ -715,7 +737,7 @@ def os_of(boxes_r, image_r, g_r, images_r, height_r, width_r):
                    torch.tensor(g_r, dtype=torch.float64))
     with own_work(stage=8, what="object_saliency"):
         out_r = object_saliency(*[a.clone() for a in arguments_r], images_r, height_r, width_r)
-    check(isinstance(out_r, torch.Tensor), "object_saliency must return a torch tensor")
+    check(isinstance(out_r, torch.Tensor) and out_r.dtype == torch.float64, "object_saliency must return a float64 torch tensor")
     return check_shape(out_r.detach().cpu(), (images_r, height_r, width_r), "the OS maps")
 
 

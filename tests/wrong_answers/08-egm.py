@@ -45,6 +45,12 @@ WRONG = {
             ("        if self_responsibility(overlaps, i, kept) >= tau:",
              "        if self_responsibility(overlaps, i, np.ones(len(weights), dtype=bool)) >= tau:"),
         ],
+        "kept only when rho exceeds tau (> instead of >=)": [
+            ("        if self_responsibility(overlaps, i, kept) >= tau:", "        if self_responsibility(overlaps, i, kept) > tau:"),
+        ],
+        "an unstable sort of the weights (ties in any order)": [
+            ('    for i in np.argsort(-np.asarray(weights), kind="stable"):', '    for i in np.argsort(-np.asarray(weights), kind="quicksort"):'),
+        ],
         "kept when rho is below tau": [
             ("        if self_responsibility(overlaps, i, kept) >= tau:", "        if self_responsibility(overlaps, i, kept) < tau:"),
         ],
@@ -97,6 +103,14 @@ WRONG = {
         "alpha ignored (taken as nearly 1)": [
             ("        return v - alpha * (W @ v)", "        return v - 0.999999 * (W @ v)"),
         ],
+        "tol and max_iterations not passed on (CG's defaults)": [
+            ("    g, _ = conjugate_gradient(apply, rhs, tol=tol, max_iterations=max_iterations)",
+             "    g, _ = conjugate_gradient(apply, rhs)"),
+        ],
+        "a fixed-point iteration g <- (1 - alpha) 1 + alpha W g instead of CG": [
+            ("    g, _ = conjugate_gradient(apply, rhs, tol=tol, max_iterations=max_iterations)",
+             "    g = rhs.clone()\n    for _ in range(5000):\n        g = rhs + alpha * (W @ g)"),
+        ],
         "one product by W (a truncated series) instead of solving": [
             ("    g, _ = conjugate_gradient(apply, rhs, tol=tol, max_iterations=max_iterations)",
              "    g = rhs + alpha * (W @ rhs)"),
@@ -105,6 +119,10 @@ WRONG = {
     "object-saliency-impl": {
         "each region overwrites the cells instead of adding to them": [
             ("        out[n, y0:y1, x0:x1] += g", "        out[n, y0:y1, x0:x1] = g"),
+        ],
+        "a float32 map": [
+            ("    out = torch.zeros(images, height, width, dtype=torch.float64, device=centrality.device)",
+             "    out = torch.zeros(images, height, width, device=centrality.device)"),
         ],
         "the end column and row included": [
             ("        out[n, y0:y1, x0:x1] += g", "        out[n, y0:y1 + 1, x0:x1 + 1] += g"),
