@@ -32,6 +32,30 @@ def spiral(n_per_class: int = 100, num_classes: int = 3, noise: float = 0.2, see
     return X, labels.astype(np.int64)
 
 
+def moons(n_per_moon: int = 100, num_moons: int = 3, noise: float = 0.05, seed: int = 0):
+    """Interleaved half-moons, the toy of the diffusion papers (after the authors' ``banana3.m``; the exact
+    geometry is redrawn here): moon ``k`` is a half circle of radius 0.8 centred at ``(k, 0.5 (k % 2))``,
+    its arc up for even ``k`` and down for odd ``k`` (angles evenly spaced), with Gaussian noise of standard
+    deviation ``noise`` on both coordinates. The tips of moons 0 and 2 are 0.4 apart and moon 1 passes about 0.3
+    under them: a Euclidean ball around a tip spills onto the other moons, a walk along a moon does not.
+    Returns ``X (N, 2)`` float64 and ``labels (N,)`` int64, grouped by moon."""
+    if int(n_per_moon) != n_per_moon or n_per_moon < 2:
+        raise ValueError(f"n_per_moon must be an integer >= 2; got {n_per_moon!r}")
+    if int(num_moons) != num_moons or num_moons < 1:
+        raise ValueError(f"num_moons must be a positive integer; got {num_moons!r}")
+    if not noise >= 0:
+        raise ValueError(f"noise must be >= 0; got {noise}")
+    n_per_moon, num_moons = int(n_per_moon), int(num_moons)
+    rng = np.random.default_rng(seed)
+    angle = np.linspace(0.0, np.pi, n_per_moon)
+    parts = []
+    for k in range(num_moons):
+        up = 1.0 if k % 2 == 0 else -1.0
+        parts.append(np.column_stack([k + 0.8 * np.cos(angle), 0.5 * (k % 2) + up * 0.8 * np.sin(angle)]))
+    X = np.concatenate(parts) + noise * rng.standard_normal((n_per_moon * num_moons, 2))
+    return X, np.repeat(np.arange(num_moons), n_per_moon).astype(np.int64)
+
+
 # Photos that scikit-image ships inside its package (no download); the others in skimage.data fetch.
 PHOTOS = ("camera", "astronaut", "chelsea", "coffee", "coins", "brick", "grass", "gravel", "rocket", "moon", "text")
 
