@@ -72,3 +72,44 @@ def test_saliency_explorer_finds_the_blob_and_its_precision():
     assert explorer.precision < 0.05  # the blob is now at the bottom-left: the box at the bottom right misses it
     with pytest.raises(ValueError, match="maps"):
         SaliencyExplorer(images, {"FS": torch.ones(3, 8, 10)})
+
+
+def test_diffusion_explorer_ranks_along_the_moon_and_redraws_on_its_controls():
+    from coursekit.data.samples import moons
+    from coursekit.explore.graphs import DiffusionExplorer
+
+    X, labels = moons(60, 3, noise=0.03, seed=0)
+    explorer = DiffusionExplorer(X, labels, k=10, top=60)
+    euclidean, diffusion = explorer.on_group
+    assert diffusion > 0.9 and diffusion > euclidean + 0.2 and bytes(explorer.image.value).startswith(PNG)
+    q = explorer.query.value
+    assert labels[q] == 0 and X[q, 0] == X[labels == 0, 0].max()  # the right tip of moon 0
+    before, held = explorer.updates, explorer.scores[q] / explorer.scores.sum()
+    explorer.alpha.value = 0.5  # little diffusion: more of the mass stays on the query itself
+    assert explorer.updates == before + 1 and explorer.scores[q] / explorer.scores.sum() > 2 * held
+    explorer.k.value = 20
+    explorer.gamma.value = 1.0
+    assert explorer.updates == before + 3 and "gamma 1" in explorer.status.value
+
+
+def test_spectral_explorer_error_falls_with_the_rank_to_zero_at_full_rank():
+    from coursekit.explore.graphs import SpectralExplorer
+
+    gen = np.random.default_rng(3)
+    upper = np.triu((gen.random((40, 40)) < 0.2) * gen.uniform(0.1, 1, (40, 40)), 1)
+    upper[np.arange(39), np.arange(1, 40)] = 0.5
+    A = upper + upper.T
+    d = A.sum(1)
+    W = torch.tensor(A / np.sqrt(np.outer(d, d)))
+    y = torch.zeros(40, 2, dtype=torch.float64)
+    y[5, 0], y[17, 1] = 1.0, 1.0
+    explorer = SpectralExplorer(W, y, alpha=0.9, max_rank=40, top=10)
+    errors = []
+    for rank in (1, 10, 40):
+        explorer.rank.value = rank
+        errors.append(explorer.error)
+    assert errors[0] > errors[1] > errors[2] and errors[2] < 1e-9 and explorer.overlap == 1.0
+    explorer.query.value = 1
+    assert "query 1" in explorer.status.value and explorer.error < 1e-9
+    with pytest.raises(ValueError, match="y must be"):
+        SpectralExplorer(W, torch.zeros(39))

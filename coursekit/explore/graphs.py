@@ -162,3 +162,151 @@ class SaliencyExplorer(Explorer):
         self.status.value = (f"image {n}, {name}: <b>{len(self.regions)}</b> regions (tau {self.tau.value:.2f}, "
                              f"boxes mu +- {self.extent.value:g} sigma; ground truth dashed){precision}")
         return fig
+
+
+def _moons_graph(points, k: int, gamma: float, bandwidth: float):
+    """The reciprocal k-NN graph of 2-D points with a Gaussian-kernel similarity, ``s^gamma`` as affinity,
+    normalised symmetrically: ``W (N, N)`` dense float64 torch."""
+    import torch
+
+    from coursekit.graphs.knn import symmetric_normalise
+
+    x = torch.as_tensor(points, dtype=torch.float64)
+    similarity = torch.exp(-torch.cdist(x, x).square() / (2 * bandwidth**2))
+    _, idx = torch.topk(similarity - 2 * torch.eye(len(x), dtype=torch.float64), k, dim=1)
+    chosen = torch.zeros_like(similarity, dtype=torch.bool).scatter_(1, idx, True)
+    return symmetric_normalise(torch.where(chosen & chosen.T, similarity.pow(gamma), 0))
+
+
+class DiffusionExplorer(Explorer):
+    """Diffusion against Euclidean ranking on 2-D ``points (N, 2)`` (the moons), each point coloured by its
+    rank for one query: the reciprocal ``k``-NN graph of a Gaussian-kernel similarity (``bandwidth``), the
+    affinity ``s^gamma``, ``W = D^-1/2 A D^-1/2``, and ``L_alpha x = y`` for the query's indicator ``y``
+    (:func:`coursekit.graphs.diffusion.diffusion`, solved to 1e-10).
+
+    Controls: ``query`` (a menu of point indices, ``queries`` of them, labelled by their coordinates),
+    ``alpha``, ``k`` and ``gamma``. The picture: two panels, Euclidean and diffusion, the top ``top`` points
+    of each ranking drawn large, all coloured by rank. The status line gives, for each ranking, the share
+    of its top ``top`` that lies on the query's own group (``labels``). After each draw, ``scores`` holds the
+    diffusion scores and ``on_group`` the two shares (Euclidean, diffusion)."""
+
+    DPI = 80
+
+    def __init__(self, points, labels, queries=None, *, k: int = 10, gamma: float = 3.0, alpha: float = 0.99,
+                 bandwidth: float = 0.1, top: int = 100):
+        import ipywidgets as w
+
+        self.points = _floats(points, "points", 2)
+        self.labels = np.asarray(labels)
+        if self.points.shape[1] != 2 or self.labels.shape != (len(self.points),):
+            raise ValueError(f"points must be (N, 2) and labels (N,); got {self.points.shape} and {self.labels.shape}")
+        queries = [int(np.argmax(self.points[:, 0] * (self.labels == self.labels[0])))] if queries is None else list(queries)
+        self.bandwidth, self.top = float(bandwidth), int(top)
+        style = {"description_width": "initial"}
+        self.query = w.Dropdown(options=[(f"{q}: ({self.points[q, 0]:.2f}, {self.points[q, 1]:.2f})", q) for q in queries],
+                                value=queries[0], description="query", style=style)
+        self.alpha = w.FloatSlider(value=alpha, min=0.5, max=0.999, step=0.005, readout_format=".3f", description="alpha",
+                                   continuous_update=False, style=style)
+        self.k = w.IntSlider(value=k, min=2, max=50, description="k", continuous_update=False, style=style)
+        self.gamma = w.FloatSlider(value=gamma, min=1.0, max=6.0, step=0.5, description="gamma", continuous_update=False,
+                                   style=style)
+        super().__init__(self.row(self.query, self.alpha), self.row(self.k, self.gamma),
+                         redraw_on=(self.query, self.alpha, self.k, self.gamma))
+        self.update()
+
+    def draw(self):
+        import torch
+
+        from coursekit.explore import plots
+        from coursekit.graphs.diffusion import diffusion
+
+        q = self.query.value
+        W = _moons_graph(self.points, self.k.value, self.gamma.value, self.bandwidth)
+        y = torch.zeros(len(self.points), dtype=torch.float64)
+        y[q] = 1.0
+        self.scores = diffusion(W, y, self.alpha.value, tol=1e-10, max_iterations=1000).numpy()
+        euclidean = -np.linalg.norm(self.points - self.points[q], axis=1)
+        fig, axes = plots.new_figure(2, width=4.4, height=3.0)
+        shares = []
+        for ax, (name, score) in zip(axes, (("Euclidean", euclidean), ("diffusion", self.scores))):
+            order = np.argsort(-score, kind="stable")
+            rank = np.empty(len(order))
+            rank[order] = np.arange(len(order))
+            top = order[:self.top]
+            shares.append(float((self.labels[top] == self.labels[q]).mean()))
+            ax.scatter(self.points[:, 0], self.points[:, 1], c=rank, cmap="viridis_r", s=6)
+            ax.scatter(self.points[top, 0], self.points[top, 1], c=rank[top], cmap="viridis_r", s=22,
+                       vmin=0, vmax=len(order))
+            ax.plot(*self.points[q], "r*", ms=14)
+            ax.set(aspect="equal", xticks=[], yticks=[], title=f"{name}: {100 * shares[-1]:.0f}% of the top {self.top} on the query's moon")
+        self.on_group = tuple(shares)
+        self.status.value = (f"query {q}, alpha {self.alpha.value:.3f}, k {self.k.value}, gamma {self.gamma.value:g}: of the "
+                             f"top {self.top}, <b>{100 * shares[0]:.0f}%</b> (Euclidean) and <b>{100 * shares[1]:.0f}%</b> "
+                             f"(diffusion) lie on the query's moon")
+        return fig
+
+
+class SpectralExplorer(Explorer):
+    """Fast spectral ranking: the rank-``r`` approximation ``U_r h_alpha(Lambda_r) U_r^T y`` of the diffusion
+    ``L_alpha^-1 y`` on a graph ``W (n, n)``, for one of the query vectors ``y (n, Q)``, against the exact
+    solve. The ``max_rank`` largest eigenpairs are computed once
+    (:func:`coursekit.graphs.diffusion.spectral_basis`); ``exact (n, Q)`` is given or solved densely.
+
+    Controls: ``rank`` (a slider up to ``max_rank``) and ``query`` (a menu of the columns). The picture: the
+    spectrum with ``h_alpha`` (the low-pass filter, the kept eigenvalues marked) and the exact scores
+    against the approximated ones. The status line gives the relative error and the share of the exact top
+    ``top`` found in the approximated top ``top``; after each draw ``error`` and ``overlap`` hold them."""
+
+    DPI = 80
+
+    def __init__(self, W, y, *, alpha: float = 0.99, max_rank: int = 100, exact=None, top: int = 20):
+        import ipywidgets as w
+        import torch
+
+        from coursekit.graphs.diffusion import spectral_basis
+
+        self.y = torch.as_tensor(y, dtype=torch.float64).cpu()
+        if self.y.ndim == 1:
+            self.y = self.y[:, None]
+        if self.y.shape[0] != W.shape[0]:
+            raise ValueError(f"y must be (n, Q) with n = {W.shape[0]} rows, one per node of W; got {tuple(self.y.shape)}")
+        self.alpha_value, self.top = float(alpha), int(top)
+        max_rank = min(int(max_rank), W.shape[0])
+        self.values, self.vectors = (t.cpu() for t in spectral_basis(W, max_rank))
+        if exact is None:
+            dense = W.to_dense() if W.layout != torch.strided else W
+            system = torch.eye(W.shape[0], dtype=torch.float64) - alpha * dense.double().cpu()
+            exact = (1 - alpha) * torch.linalg.solve(system, self.y)
+        self.exact = torch.as_tensor(exact, dtype=torch.float64).cpu().reshape(self.y.shape)
+        style = {"description_width": "initial"}
+        self.rank = w.IntSlider(value=min(10, max_rank), min=1, max=max_rank, description="rank", continuous_update=False,
+                                style=style)
+        self.query = w.Dropdown(options=list(range(self.y.shape[1])), value=0, description="query", style=style)
+        super().__init__(self.row(self.rank, self.query), redraw_on=(self.rank, self.query))
+        self.update()
+
+    def draw(self):
+        from coursekit.explore import plots
+        from coursekit.graphs.diffusion import spectral_ranking, transfer
+
+        r, q = self.rank.value, self.query.value
+        approx = spectral_ranking(self.values[:r], self.vectors[:, :r], self.y[:, q], self.alpha_value).numpy()
+        exact = self.exact[:, q].numpy()
+        self.error = float(np.linalg.norm(approx - exact) / np.linalg.norm(exact))
+        top_exact = set(np.argsort(-exact)[:self.top].tolist())
+        self.overlap = len(top_exact & set(np.argsort(-approx)[:self.top].tolist())) / self.top
+        fig, (ax_h, ax_x) = plots.new_figure(2, width=4.2, height=3.0)
+        grid = np.linspace(float(self.values.min()), 1.0, 200)
+        ax_h.plot(grid, transfer(grid, self.alpha_value), color="0.4", label="h(lambda)")
+        ax_h.plot(self.values.numpy(), transfer(self.values.numpy(), self.alpha_value), ".", color="0.7", ms=4)
+        ax_h.plot(self.values[:r].numpy(), transfer(self.values[:r].numpy(), self.alpha_value), "o", color="tab:red", ms=4,
+                  label=f"the {r} kept")
+        ax_h.set(xlabel="eigenvalue of W", ylabel="h_alpha", yscale="log", title="the filter on the spectrum")
+        ax_h.legend(fontsize=8)
+        ax_x.plot(exact, approx, ".", ms=4)
+        low, high = float(min(exact.min(), approx.min())), float(max(exact.max(), approx.max()))
+        ax_x.plot([low, high], [low, high], color="0.6", lw=1)
+        ax_x.set(xlabel="exact L^-1 y", ylabel=f"rank {r}", title="scores")
+        self.status.value = (f"rank {r}, query {q}: relative error <b>{self.error:.3f}</b>; the exact top {self.top} found in "
+                             f"the approximated top {self.top}: <b>{100 * self.overlap:.0f}%</b>")
+        return fig
