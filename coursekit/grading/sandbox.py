@@ -86,9 +86,15 @@ def library_modules() -> list[types.ModuleType]:
     if not _imported_library:
         import coursekit
 
-        for info in pkgutil.walk_packages(coursekit.__path__, prefix="coursekit."):
-            if not info.name.startswith(ABOVE_THE_LIBRARY) and info.name != "coursekit.__main__":
-                importlib.import_module(info.name)
+        # the top level by name only, so that the packages above the library (the course tools, whose
+        # imports cost seconds: nbformat's validators) are never imported just to be skipped
+        for info in pkgutil.iter_modules(coursekit.__path__, prefix="coursekit."):
+            if info.name.startswith(ABOVE_THE_LIBRARY) or info.name == "coursekit.__main__":
+                continue
+            module = importlib.import_module(info.name)
+            if info.ispkg:
+                for sub in pkgutil.walk_packages(module.__path__, prefix=f"{info.name}."):
+                    importlib.import_module(sub.name)
         _imported_library = True
     return sorted(
         (m for name, m in list(sys.modules.items())
