@@ -985,9 +985,12 @@ def test_embedding_explorer_arrows_are_minus_the_gradient_of_each_pairs_loss(drl
         largest = max(np.abs(f).max() for _, _, _, f in springs)
         scale = largest / max(np.abs(arrows[kind][1]).max() for kind in ("attraction", "repulsion"))  # one for all
         for kind, wanted in (("attraction", 1.0), ("repulsion", 0.0)):
-            expected = np.array([f for _, s, _, f in springs if s == wanted and np.hypot(*f) > 0])
+            # a pair exactly at the margin pulls with a force that is zero up to rounding: drawn or not
+            tiny = 1e-6 * largest
+            expected = np.array([f for _, s, _, f in springs if s == wanted and np.hypot(*f) > tiny]).reshape(-1, 2)
+            borderline = sum(1 for _, s, _, f in springs if s == wanted and 0 < np.hypot(*f) <= tiny)
             drawn = arrows[kind][1] * scale
-            assert len(drawn) == len(expected)
+            assert len(expected) <= len(drawn) <= len(expected) + borderline
             for force in expected:  # each nonzero force is drawn, at the common scale
                 gap = np.abs(drawn - force).max(axis=1)
                 assert gap.min() < 1e-4 * largest, (kind, force)

@@ -44,7 +44,7 @@ def test_pca_whitened_training_set_has_zero_mean_and_identity_covariance(dim):
     np.testing.assert_allclose(y.mean(axis=0), 0, atol=1e-10)
     np.testing.assert_allclose(y.T @ y / len(y), np.eye(w.dim), atol=1e-10)
     # the call is that, l2-normalised with cirtorch's eps
-    np.testing.assert_allclose(w(x).numpy(), y / (np.linalg.norm(y, axis=1, keepdims=True) + 1e-6), rtol=1e-12)
+    np.testing.assert_allclose(w(x).numpy(), y / (np.linalg.norm(y, axis=1, keepdims=True) + 1e-6), rtol=1e-12, atol=1e-13)
 
 
 def test_pca_projection_and_eigenvalues_are_numpys():

@@ -149,12 +149,17 @@ def _index(index, count: int, name: str, device) -> torch.Tensor:
 
 
 def _cholesky_with_jitter(matrix: torch.Tensor) -> torch.Tensor:
-    """The lower Cholesky factor of ``matrix + alpha I``, alpha = 0, then 1e-10, x10 until positive definite."""
+    """The lower Cholesky factor of ``matrix + alpha I``, alpha = 0, then 1e-10, x10 until positive definite
+    (every pivot above ``n eps`` times the largest diagonal entry)."""
     identity = torch.eye(len(matrix), dtype=matrix.dtype, device=matrix.device)
     jitter = 0.0
     for _ in range(CHOLESKY_TRIES + 1):
         factor, info = torch.linalg.cholesky_ex(matrix + jitter * identity)
-        if int(info) == 0:
+        # a singular matrix can factor with pivots that are only rounding errors (how small depends on the
+        # BLAS): a pivot below n eps times the largest diagonal entry counts as a failure too
+        pivots = factor.diagonal().square()
+        floor = len(matrix) * torch.finfo(matrix.dtype).eps * float(matrix.diagonal().abs().max())
+        if int(info) == 0 and bool((pivots > floor).all()):
             if jitter:
                 warnings.warn(f"learned_whitening: S_w is not positive definite (fewer independent pairs than "
                               f"dimensions?); added {jitter:.0e} on its diagonal", RuntimeWarning, stacklevel=3)
