@@ -198,3 +198,23 @@ def test_knn_runs_on_cuda_and_agrees_with_the_cpu():
     torch.testing.assert_close(A_gpu.cpu().to_dense(), A.to_dense(), rtol=1e-12, atol=1e-14)
     torch.testing.assert_close(K.symmetric_normalise(A_gpu).cpu().to_dense(), K.symmetric_normalise(A).to_dense(),
                                rtol=1e-12, atol=1e-14)
+
+
+def test_affinity_from_lists_keeps_reciprocal_pairs_and_drops_self_entries():
+    gen = np.random.default_rng(11)
+    n, k = 25, 4
+    similarity = gen.uniform(-0.3, 1, (n, n))
+    similarity = (similarity + similarity.T) / 2
+    lists = [[i] + list(gen.choice([j for j in range(n) if j != i], k - 1, replace=False)) for i in range(n)]
+    sims = torch.tensor([[similarity[i, j] for j in lists[i]] for i in range(n)])
+    A = K.affinity_from_lists(sims, torch.tensor(lists), gamma=2.0).to_dense().numpy()
+    expected = np.zeros((n, n))
+    for i in range(n):
+        for j in lists[i]:
+            if i != j and i in lists[j]:
+                expected[i, j] = max(similarity[i, j], 0) ** 2
+    assert np.allclose(A, expected, atol=1e-15)
+    union = K.affinity_from_lists(sims, torch.tensor(lists), gamma=2.0, mutual=False).to_dense().numpy()
+    assert (union >= A).all() and np.allclose(union, union.T) and np.all(np.diag(union) == 0)
+    with pytest.raises(ValueError, match="neighbours"):
+        K.affinity_from_lists(sims, torch.tensor(lists) + n, gamma=2.0)

@@ -83,9 +83,19 @@ def query_vectors(queries, database: torch.Tensor, k_q: int = 10, gamma: float =
                 raise ValueError(f"queries[{q}] must be a torch tensor (r, {d}) of regional descriptors, r >= 1; got "
                                  f"{tuple(regions.shape) if hasattr(regions, 'shape') else type(regions).__name__}")
         scores = torch.stack([(regions.to(database) @ database.T).sum(dim=0) for regions in groups])
-    top = scores.topk(k_q, dim=1)
-    y = torch.zeros_like(scores).scatter_(1, top.indices, top.values.clamp_min(0).pow(gamma))
-    return y.T.contiguous()
+    return torch.stack([query_vector(row, k_q, gamma) for row in scores], dim=1)
+
+
+def query_vector(similarities: torch.Tensor, k_q: int = 10, gamma: float = 3.0) -> torch.Tensor:
+    """One query's ``y (n,)`` from its similarities to the database: ``(n,)``, or ``(r, n)`` for ``r``
+    regions (summed first); the ``k_q`` largest kept as ``max(s, 0)^gamma``, zeros elsewhere."""
+    if not isinstance(similarities, torch.Tensor) or similarities.ndim not in (1, 2):
+        raise ValueError(f"similarities must be a torch tensor (n,) or (r, n); got "
+                         f"{getattr(similarities, 'shape', type(similarities).__name__)}")
+    summed = similarities if similarities.ndim == 1 else similarities.sum(dim=0)
+    k_q = _count(k_q, "k_q", 1, len(summed))
+    top = summed.topk(k_q)
+    return torch.zeros_like(summed).scatter_(0, top.indices, top.values.clamp_min(0).pow(gamma))
 
 
 def diffusion(W, y: torch.Tensor, alpha: float = 0.99, tol: float = 1e-6, max_iterations: int = 20) -> torch.Tensor:

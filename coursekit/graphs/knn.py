@@ -122,9 +122,19 @@ def knn_affinity(descriptors, k: int, gamma: float = 3.0, mutual: bool = True, c
     n = len(database)
     k = _check_count(k, "k", 1, n - 1, f"for n = {n} descriptors (each point's own index excluded)")
     similarities, neighbours = _neighbours(database, None, k, _check_chunk(chunk))
-    rows = torch.arange(n, device=database.device).repeat_interleave(k)
+    A = _affinity(similarities, neighbours, n, gamma, mutual)
+    return torch_to_scipy(A) if isinstance(descriptors, np.ndarray) else A
+
+
+def _affinity(similarities: torch.Tensor, neighbours: torch.Tensor, n: int, gamma: float, mutual: bool) -> torch.Tensor:
+    """The coalesced COO affinity of neighbour lists ``(m, k)`` (row ``i`` lists ``i``'s neighbours; an entry
+    naming ``i`` itself is dropped)."""
+    k = neighbours.shape[1]
+    rows = torch.arange(len(neighbours), device=neighbours.device).repeat_interleave(k)
     cols = neighbours.reshape(-1)
     values = similarities.reshape(-1).clamp_min(0).pow(gamma)
+    other = rows != cols
+    rows, cols, values = rows[other], cols[other], values[other]
     # each listed pair (i, j) votes for the entries (i, j) and (j, i): an entry with two votes is listed
     # both ways (reciprocal); its value is the larger of the two lists' values, so A is exactly symmetric
     keys, inverse, votes = torch.cat([rows * n + cols, cols * n + rows]).unique(return_inverse=True,
@@ -135,9 +145,26 @@ def knn_affinity(descriptors, k: int, gamma: float = 3.0, mutual: bool = True, c
     if mutual:
         keep &= votes == 2
     keys = keys[keep]
-    A = torch.sparse_coo_tensor(torch.stack([keys // n, keys % n]), affinity[keep], (n, n),
-                                is_coalesced=True, check_invariants=False)  # unique() sorted the keys
-    return torch_to_scipy(A) if isinstance(descriptors, np.ndarray) else A
+    return torch.sparse_coo_tensor(torch.stack([keys // n, keys % n]), affinity[keep], (n, n),
+                                   is_coalesced=True, check_invariants=False)  # unique() sorted the keys
+
+
+def affinity_from_lists(similarities: torch.Tensor, neighbours: torch.Tensor, gamma: float = 3.0,
+                        mutual: bool = True) -> torch.Tensor:
+    """:func:`knn_affinity`'s rule on given neighbour lists (any similarity: a kernel of distances, say):
+    ``similarities (n, k)`` and ``neighbours (n, k)`` int64, row ``i`` listing ``i``'s neighbours (an entry
+    naming ``i`` itself is ignored, so the diagonal is 0) -> the coalesced COO ``A (n, n)``."""
+    if not (isinstance(similarities, torch.Tensor) and isinstance(neighbours, torch.Tensor)
+            and similarities.ndim == 2 and similarities.shape == neighbours.shape):
+        raise ValueError(f"similarities and neighbours must be torch tensors (n, k) of one shape; got "
+                         f"{getattr(similarities, 'shape', type(similarities).__name__)} and "
+                         f"{getattr(neighbours, 'shape', type(neighbours).__name__)}")
+    n = len(neighbours)
+    if neighbours.numel() and not (0 <= int(neighbours.min()) and int(neighbours.max()) < n):
+        raise ValueError(f"neighbours must index the {n} items; got ids from {int(neighbours.min())} to {int(neighbours.max())}")
+    if isinstance(gamma, bool) or not isinstance(gamma, numbers.Real) or not 0 < gamma < float("inf"):
+        raise ValueError(f"gamma must be a positive number; got {gamma!r}")
+    return _affinity(similarities, neighbours.long(), n, float(gamma), bool(mutual))
 
 
 def _non_negative(entries: torch.Tensor) -> None:
