@@ -157,3 +157,16 @@ def test_the_trainer_refuses_pairs_that_do_not_match(model):
         finetune.TupleTrainer(finetune.RetrievalHead(model), maps, clusters, torch.tensor([[0, 1]]), negatives=3)
     with pytest.raises(ValueError, match="pooling"):
         finetune.RetrievalHead(model, "sum")
+
+
+def test_the_models_digest_follows_its_weights(model, images, tmp_path, monkeypatch):
+    import copy
+
+    monkeypatch.setenv("COURSEKIT_DATA", str(tmp_path))
+    changed = copy.deepcopy(model)
+    descriptors.cached_feature_maps(changed, images[:2], "head")
+    with torch.no_grad():
+        next(changed.parameters()).add_(0.5)  # an in-place step: the cached maps must not be reused
+    fresh = descriptors.cached_feature_maps(changed, images[:2], "head")
+    torch.testing.assert_close(fresh.float(), one_by_one(changed, images[:2], "head", lambda m: m).half().float())
+    assert len(list((tmp_path / "features").glob("*.npy"))) == 2

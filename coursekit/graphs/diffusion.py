@@ -141,9 +141,9 @@ def truncated_diffusion(A, y: torch.Tensor, keep: torch.Tensor, alpha: float = 0
     normalised; dense or sparse torch) restricted to them, normalised again, ``L_alpha x = y[keep]`` solved;
     ``(n,)`` or ``(n, Q)`` scores, 0 outside ``keep``."""
     keep = torch.as_tensor(keep, device=y.device).long()
-    dense = A.to_dense() if A.layout != torch.strided else A
-    sub = dense.index_select(0, keep).index_select(1, keep)
-    W_sub = symmetric_normalise(sub.to_sparse() if A.layout != torch.strided else sub)
+    graph = A if A.layout in (torch.strided, torch.sparse_coo) else A.to_sparse_coo()
+    sub = graph.index_select(0, keep).index_select(1, keep)  # sparse stays sparse: no (n, n) dense copy
+    W_sub = symmetric_normalise(sub)
     x = diffusion(W_sub, y[keep], alpha, tol, max_iterations)
     out = torch.zeros_like(y)
     out[keep] = x.to(out.dtype)

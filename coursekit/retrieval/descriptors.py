@@ -17,6 +17,8 @@ order given. This module has no ``STAGE``: it is a tool of the stage, never swit
 
 from __future__ import annotations
 
+import hashlib
+import weakref
 from collections.abc import Callable, Mapping, Sequence
 
 import numpy as np
@@ -98,16 +100,18 @@ def describe(model, images, poolings: Mapping[str, tuple[str, Pooling]], *, batc
     return out
 
 
-def feature_maps(model, images, layer: str = "head", *, batch_size: int = 32, device=None) -> torch.Tensor:
-    """The maps ``(N, K, h, w)`` of one layer for a few images of one size, uint8 ``(N, H, W, 3)`` (a
-    figure, an explorer): for a whole database use :func:`describe`, which keeps only the descriptors."""
+def feature_maps(model, images, layer: str = "head", *, batch_size: int = 32, device=None,
+                 dtype: torch.dtype | None = None) -> torch.Tensor:
+    """The maps ``(N, K, h, w)`` of one layer for images of one size, uint8 ``(N, H, W, 3)``, each batch
+    cast to ``dtype`` if given (float16 halves the memory): for a figure or an explorer, or a database's maps
+    kept once (:func:`cached_feature_maps`); for descriptors only, :func:`describe` keeps no maps."""
     if not (isinstance(images, (np.ndarray, torch.Tensor)) and images.ndim == 4):
         shape = tuple(images.shape) if hasattr(images, "shape") else type(images).__name__
         raise ValueError(f"images must be uint8 (N, H, W, 3), all of one size; got {shape}")
     batches = []
 
     def keep(maps):  # one stack of one size: the batches arrive in order
-        batches.append(maps)
+        batches.append(maps if dtype is None else maps.to(dtype))
         return maps[:, :1, 0, 0]
 
     describe(model, images, {"maps": (layer, keep)}, batch_size=batch_size, device=device)
@@ -117,15 +121,30 @@ def feature_maps(model, images, layer: str = "head", *, batch_size: int = 32, de
 def _fingerprint(model, images: np.ndarray, layer: str, dtype: torch.dtype, device: torch.device) -> str:
     """sha256 of what the maps depend on: the images' bytes, the model's parameters and buffers, the layer,
     the stored dtype, the device type and torch's version."""
-    import hashlib
-
     digest = hashlib.sha256()
     digest.update(f"{images.shape}|{layer}|{dtype}|{device.type}|{torch.__version__}".encode())
     digest.update(np.ascontiguousarray(images).data)
-    for name, tensor in list(model.state_dict().items()):
+    digest.update(_model_digest(model).encode())
+    return digest.hexdigest()
+
+
+_MODEL_DIGESTS: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()  # model -> (its tensors' versions, digest)
+
+
+def _model_digest(model) -> str:
+    """sha256 of the model's parameters and buffers, computed once per model and state: a tensor changed
+    in place (a training step) bumps its version counter, which makes the digest be computed again."""
+    state = model.state_dict()
+    versions = tuple((name, id(t), t._version) for name, t in state.items())
+    known = _MODEL_DIGESTS.get(model)
+    if known is not None and known[0] == versions:
+        return known[1]
+    digest = hashlib.sha256()
+    for name, tensor in state.items():
         digest.update(name.encode())
         digest.update(tensor.detach().cpu().contiguous().reshape(-1).view(torch.uint8).numpy().data)
-    return digest.hexdigest()
+    _MODEL_DIGESTS[model] = (versions, digest.hexdigest())
+    return _MODEL_DIGESTS[model][1]
 
 
 def cached_feature_maps(model, images, layer: str = "head", *, batch_size: int = 32, dtype: torch.dtype = torch.float16,
@@ -152,15 +171,7 @@ def cached_feature_maps(model, images, layer: str = "head", *, batch_size: int =
     pixels = images.cpu().numpy() if isinstance(images, torch.Tensor) else images
 
     def compute() -> torch.Tensor:
-        kept = {"maps": (layer, lambda maps: maps.flatten(1).to(dtype))}
-        shapes = []
-
-        def keep_shape(maps):
-            shapes.append(tuple(maps.shape[1:]))
-            return maps[:, :1, 0, 0]
-
-        found = describe(model, images, {**kept, "shape": (layer, keep_shape)}, batch_size=batch_size, device=device)
-        return found["maps"].unflatten(1, shapes[0])
+        return feature_maps(model, images, layer, batch_size=batch_size, device=device, dtype=dtype)
 
     if not cache:
         return compute()
