@@ -42,6 +42,30 @@ def _work_unit(nodeid: str) -> str:
     return f"{nodeid.split('::', 1)[0]}[{stage.group(1)}]" if stage else nodeid
 
 
+# The release of a stage run with its stubs in place: test_stages.py runs it under the autograder's
+# environment, test_browser.py in JupyterLab, and both make the same checks (support.stub_problems).
+# Where both are collected for a stage, the first is deselected: one run instead of two.
+STUB_RUNS = ("tests/course/test_stages.py::test_released_stubs_fail_every_test_cell[{}]",
+             "tests/course/test_browser.py::test_the_release_with_its_stubs_in_a_browser[{}]")
+_left_out: list[str] = []
+
+
+def _stub_runs_done_in_the_browser(config, items):
+    ids = {item.nodeid for item in items}
+    twice = [item for item in items if (stage := STAGE_IN_NODEID.search(item.nodeid))
+             and item.nodeid == STUB_RUNS[0].format(stage.group(1)) and STUB_RUNS[1].format(stage.group(1)) in ids]
+    if twice:
+        config.hook.pytest_deselected(items=twice)
+        items[:] = [item for item in items if item not in twice]
+        _left_out.extend(STAGE_IN_NODEID.search(item.nodeid).group(1) for item in twice)
+
+
+def pytest_terminal_summary(terminalreporter):
+    if _left_out:
+        terminalreporter.write_line(f"the released stubs of {', '.join(sorted(_left_out))} were checked by the browser "
+                                    f"test's run of each release (test_released_stubs_fail_every_test_cell deselected)")
+
+
 def pytest_collection_modifyitems(config, items):
     """The course checks first, later stages (which train networks) before earlier ones, then the
     other tests in their own order: with ``--no-loadscope-reorder`` xdist hands out the units of work
@@ -51,6 +75,7 @@ def pytest_collection_modifyitems(config, items):
         stage = STAGE_IN_NODEID.search(item.nodeid)
         return (0, -int(stage.group(1)[:2]), index) if stage else (1, 0, index)
 
+    _stub_runs_done_in_the_browser(config, items)
     items[:] = [item for _, item in sorted(enumerate(items), key=order)]
 
 

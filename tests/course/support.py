@@ -73,6 +73,30 @@ class Run:
         return {i: why for i in indices if (why := cell_failure(self.nb.cells[i])) is not None}
 
 
+def stub_problems(nb) -> list[str]:
+    """What is wrong with a run of a release with its stubs in place (docs/ANATOMY.md §4): a test cell that
+    passes, or that fails other than in one line raising ``NotAnswered``; a cell outside the exercises
+    that fails. Shared by the release's run under the autograder's environment and its run in a browser."""
+    problems = []
+    for i, cell in enumerate(nb.cells):
+        if cell.cell_type != "code":
+            continue
+        name = f"cell {i} ({course.nbgrader_meta(cell).get('grade_id', cell.get('id'))})"
+        if course.is_test(cell):
+            errors = [o for o in cell.get("outputs", []) if o.get("output_type") == "error"]
+            if not errors:
+                problems.append(f"test {name} passes on the untouched release")
+            elif errors[0].get("ename") != "NotAnswered" or len(errors[0].get("traceback") or []) != 1:
+                problems.append(f"test {name} does not fail with one line saying its exercise is not answered: "
+                                f"{errors[0].get('ename')}: {str(errors[0].get('evalue'))[:200]} "
+                                f"({len(errors[0].get('traceback') or [])} traceback lines)")
+        elif not course.nbgrader_meta(cell).get("solution") and (why := cell_failure(cell)):
+            problems.append(f"{name}, outside the exercises, fails with the stubs in place: {why}")
+    if not any(course.is_test(c) for c in nb.cells):
+        problems.append("the release has no test cell")
+    return problems
+
+
 def execute(path: Path, env=grading_environment) -> Run:
     """Execute a whole notebook top to bottom, by default under the grading environment."""
     nb = course.read_notebook(path)
