@@ -54,30 +54,64 @@ def test_feature_maps_have_the_layers_shape(model, images):
                                rtol=1e-4, atol=1e-5)
 
 
+def rewrite(path, name, change, stamp=False):
+    """Change one stored array of a cache file in place; with ``stamp``, write its sha256 beside it too."""
+    from coursekit.data.registry import sha256_of
+
+    with np.load(path) as stored:
+        arrays = {key: stored[key].copy() for key in stored.files}
+    change(arrays[name])
+    with open(path, "wb") as file:
+        np.savez(file, **arrays)
+    if stamp:
+        path.with_name(path.name + ".sha256").write_text(sha256_of(path) + "\n")
+
+
+def test_cached_descriptors_are_describes_computed_once_and_verified(model, images, tmp_path, monkeypatch):
+    import functools
+
+    monkeypatch.setenv("COURSEKIT_DATA", str(tmp_path))
+    mixed = [images[0], images[1][:40, :50], images[2]]
+    wanted = {"mac": ("head", lambda m: m.amax((-2, -1))), "b6": ("block6", functools.partial(torch.mean, dim=(-2, -1)))}
+    first = descriptors.cached_describe(model, mixed, wanted, batch_size=2)
+    plain = descriptors.describe(model, mixed, wanted, batch_size=2)
+    for name in wanted:
+        torch.testing.assert_close(first[name], plain[name], rtol=0, atol=0)
+    stored = sorted((tmp_path / "features").glob("describe-*.npz"))
+    assert len(stored) == 1
+    rewrite(stored[0], "mac", lambda a: a.__setitem__((0, 0), 1234), stamp=True)  # marked: a read, not a recomputation
+    assert float(descriptors.cached_describe(model, mixed, wanted)["mac"][0, 0]) == 1234
+    rewrite(stored[0], "mac", lambda a: a.__setitem__((0, 0), 99))  # altered without its stamp: recomputed
+    torch.testing.assert_close(descriptors.cached_describe(model, mixed, wanted)["mac"], plain["mac"], rtol=0, atol=0)
+    # another pooling's code, another argument of a partial, other images, another name: each another file
+    descriptors.cached_describe(model, mixed, {**wanted, "mac": ("head", lambda m: m.amin((-2, -1)))})
+    descriptors.cached_describe(model, mixed, {**wanted, "b6": ("block6", functools.partial(torch.mean, dim=-1))})
+    descriptors.cached_describe(model, mixed[:2], wanted)
+    descriptors.cached_describe(model, mixed, {"max": wanted["mac"], "b6": wanted["b6"]})
+    assert len(list((tmp_path / "features").glob("describe-*.npz"))) == 5
+    scale = 2.0
+    with pytest.raises(TypeError, match="closure"):  # what a closure holds is not in its code
+        descriptors.cached_describe(model, mixed, {"x": ("head", lambda m: scale * m.amax((-2, -1)))})
+
+
 def test_cached_maps_are_the_networks_computed_once_and_verified(model, images, tmp_path, monkeypatch):
     monkeypatch.setenv("COURSEKIT_DATA", str(tmp_path))
     first = descriptors.cached_feature_maps(model, images[:3], "head", batch_size=2)
     assert first.dtype == torch.float16 and first.shape == (3, 1280, 2, 3)
     torch.testing.assert_close(first.float(), one_by_one(model, images[:3], "head", lambda m: m).half().float())
-    stored = sorted((tmp_path / "features").glob("*.npy"))
+    stored = sorted((tmp_path / "features").glob("*.npz"))
     assert len(stored) == 1 and not list((tmp_path / "features").glob("*.part*"))
     # the second call reads the file: a file altered on disk with its stamp left is refused and recomputed
-    array = np.load(stored[0])
-    array[0, 0, 0, 0] += 1
-    np.save(stored[0], array)
+    rewrite(stored[0], "maps", lambda a: a.__setitem__((0, 0, 0, 0), a[0, 0, 0, 0] + 1))
     again = descriptors.cached_feature_maps(model, images[:3], "head", batch_size=2)
     torch.testing.assert_close(again, first, rtol=0, atol=0)
     # a consistent file is read as it is (here a marked one, to tell a read from a recomputation)
-    marked = np.load(stored[0])
-    marked[0, 0, 0, 0] = 1234
-    np.save(stored[0], marked)
-    from coursekit.data.registry import sha256_of
-    stored[0].with_name(stored[0].name + ".sha256").write_text(sha256_of(stored[0]) + "\n")
+    rewrite(stored[0], "maps", lambda a: a.__setitem__((0, 0, 0, 0), 1234), stamp=True)
     assert float(descriptors.cached_feature_maps(model, images[:3], "head")[0, 0, 0, 0]) == 1234
     # other images, another layer: another file
     descriptors.cached_feature_maps(model, images[1:4], "head")
     descriptors.cached_feature_maps(model, images[:3], "block7")
-    assert len(list((tmp_path / "features").glob("*.npy"))) == 3
+    assert len(list((tmp_path / "features").glob("*.npz"))) == 3
     with pytest.raises(ValueError, match="dtype"):
         descriptors.cached_feature_maps(model, images[:3], dtype=torch.bfloat16)
 
@@ -169,4 +203,4 @@ def test_the_models_digest_follows_its_weights(model, images, tmp_path, monkeypa
         next(changed.parameters()).add_(0.5)  # an in-place step: the cached maps must not be reused
     fresh = descriptors.cached_feature_maps(changed, images[:2], "head")
     torch.testing.assert_close(fresh.float(), one_by_one(changed, images[:2], "head", lambda m: m).half().float())
-    assert len(list((tmp_path / "features").glob("*.npy"))) == 2
+    assert len(list((tmp_path / "features").glob("*.npz"))) == 2

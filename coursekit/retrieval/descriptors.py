@@ -147,6 +147,30 @@ def _model_digest(model) -> str:
     return _MODEL_DIGESTS[model][1]
 
 
+def _verified_file(path, compute: Callable[[], dict[str, torch.Tensor]], device) -> dict[str, torch.Tensor]:
+    """Tensors by name from the verified ``.npz`` file ``path`` of the data cache, or computed, stored and
+    returned: the file is read only if its sha256 equals the one stored beside it (a file that fails is
+    computed again), and a new one is written under a temporary name and renamed, so that concurrent runs
+    never read half of one."""
+    import os
+    import uuid
+
+    from coursekit.data.registry import sha256_of
+
+    stamp = path.with_name(path.name + ".sha256")
+    if path.is_file() and stamp.is_file() and sha256_of(path) == stamp.read_text().strip():
+        with np.load(path) as stored:
+            return {name: torch.from_numpy(stored[name]).to(device) for name in stored.files}
+    found = compute()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    partial = path.with_name(f"{path.stem}.{os.getpid()}-{uuid.uuid4().hex[:8]}.part.npz")
+    np.savez(partial, **{name: value.cpu().numpy() for name, value in found.items()})
+    digest = sha256_of(partial)
+    partial.replace(path)  # atomic: a reader finds the whole file or none
+    stamp.write_text(digest + "\n")
+    return found
+
+
 def cached_feature_maps(model, images, layer: str = "head", *, batch_size: int = 32, dtype: torch.dtype = torch.float16,
                         cache: bool = True, device=None) -> torch.Tensor:
     """The maps ``(N, K, h, w)`` of one layer for uint8 ``images (N, H, W, 3)`` of one size, stored as
@@ -155,12 +179,8 @@ def cached_feature_maps(model, images, layer: str = "head", *, batch_size: int =
 
     The file is named by the sha256 of everything the maps depend on (the images, the model's weights, the
     layer, the dtype, the device type, torch's version) and verified on every read by the sha256 stored
-    beside it; a file that fails is computed again. A new file is written under a temporary name and
-    renamed, so that concurrent runs never read half of one. ``cache=False`` computes without the cache."""
-    import os
-    import uuid
-
-    from coursekit.data.registry import cache_dir, sha256_of
+    beside it; a file that fails is computed again. ``cache=False`` computes without the cache."""
+    from coursekit.data.registry import cache_dir
 
     if not (isinstance(images, (np.ndarray, torch.Tensor)) and images.ndim == 4):
         shape = tuple(images.shape) if hasattr(images, "shape") else type(images).__name__
@@ -170,20 +190,92 @@ def cached_feature_maps(model, images, layer: str = "head", *, batch_size: int =
     device = next(model.parameters()).device if device is None else torch.device(device)
     pixels = images.cpu().numpy() if isinstance(images, torch.Tensor) else images
 
-    def compute() -> torch.Tensor:
-        return feature_maps(model, images, layer, batch_size=batch_size, device=device, dtype=dtype)
+    def compute() -> dict[str, torch.Tensor]:
+        return {"maps": feature_maps(model, images, layer, batch_size=batch_size, device=device, dtype=dtype)}
 
     if not cache:
-        return compute()
-    path = cache_dir() / "features" / f"{layer}-{_fingerprint(model, pixels, layer, dtype, device)[:32]}.npy"
-    stamp = path.with_name(path.name + ".sha256")
-    if path.is_file() and stamp.is_file() and sha256_of(path) == stamp.read_text().strip():
-        return torch.from_numpy(np.load(path)).to(device)
-    maps = compute()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    partial = path.with_name(f"{path.stem}.{os.getpid()}-{uuid.uuid4().hex[:8]}.part.npy")
-    np.save(partial, maps.cpu().numpy())
-    digest = sha256_of(partial)
-    partial.replace(path)  # atomic: a reader finds the whole file or none
-    stamp.write_text(digest + "\n")
-    return maps
+        return compute()["maps"]
+    path = cache_dir() / "features" / f"{layer}-{_fingerprint(model, pixels, layer, dtype, device)[:32]}.npz"
+    return _verified_file(path, compute, device)["maps"]
+
+
+_LIBRARY_DIGEST: list[str] = []
+
+
+def _library_digest() -> str:
+    """sha256 of coursekit's own source files: a cached result made by the library's code is stale once
+    that code changes."""
+    if not _LIBRARY_DIGEST:
+        from pathlib import Path
+
+        digest = hashlib.sha256()
+        package = Path(__file__).resolve().parents[1]
+        for file in sorted(package.rglob("*.py")):
+            digest.update(str(file.relative_to(package)).encode())
+            digest.update(file.read_bytes())
+        _LIBRARY_DIGEST.append(digest.hexdigest())
+    return _LIBRARY_DIGEST[0]
+
+
+def _code_digest(code, digest) -> None:
+    digest.update(code.co_code)
+    digest.update(repr(code.co_names).encode())
+    for constant in code.co_consts:
+        if hasattr(constant, "co_code"):
+            _code_digest(constant, digest)
+        else:
+            digest.update(repr(constant).encode())
+
+
+def _pooling_digest(name: str, pooling, digest) -> None:
+    """What a pooling's result depends on besides the maps: a function's module, name, code (nested code
+    included) and defaults; a ``functools.partial``'s function and arguments. Anything else cannot be told
+    apart from another, and is refused."""
+    import functools
+    import types
+
+    if isinstance(pooling, functools.partial):
+        digest.update(f"partial|{pooling.args!r}|{sorted(pooling.keywords.items())!r}".encode())
+        return _pooling_digest(name, pooling.func, digest)
+    if isinstance(pooling, types.BuiltinFunctionType):  # torch.mean...: fixed by torch's version, in the digest
+        digest.update(f"builtin|{pooling.__module__}|{pooling.__qualname__}".encode())
+        return None
+    code = getattr(pooling, "__code__", None)
+    if code is None or getattr(pooling, "__closure__", None):
+        raise TypeError(f"poolings[{name!r}]: cached_describe needs a plain function (no closure: what a closure holds "
+                        f"is not in its code), a builtin or a functools.partial of one; got {pooling!r}: use describe")
+    digest.update(f"{pooling.__module__}|{pooling.__qualname__}|{pooling.__defaults__!r}|{pooling.__kwdefaults__!r}".encode())
+    _code_digest(code, digest)
+
+
+def cached_describe(model, images, poolings: Mapping[str, tuple[str, Pooling]], *, batch_size: int = 32,
+                    device=None, cache: bool = True) -> dict[str, torch.Tensor]:
+    """:func:`describe`, computed once and then read from the course's data cache (``features/``), verified
+    by its sha256 like :func:`cached_feature_maps`.
+
+    The file is named by the sha256 of what the descriptors depend on: the images (any sizes), the model's
+    weights, the device type, torch's version, each name with its layer and its pooling (a function's
+    code, defaults and module; no closures), and coursekit's own source files (a library pooling that
+    calls another library function changes when either does). A pooling defined elsewhere is known by its
+    own code only: a function it calls by name is not part of the fingerprint. ``cache=False`` is
+    :func:`describe`."""
+    from coursekit.data.registry import cache_dir
+
+    if not cache:
+        return describe(model, images, poolings, batch_size=batch_size, device=device)
+    device = next(model.parameters()).device if device is None else torch.device(device)
+    digest = hashlib.sha256()
+    count, groups = _groups(images)
+    digest.update(f"{count}|{device.type}|{torch.__version__}|{_library_digest()}|{_model_digest(model)}".encode())
+    for rows, members in groups:
+        stack = members if isinstance(members, torch.Tensor) else torch.stack(members)
+        digest.update(f"{rows}|{tuple(stack.shape)}".encode())
+        digest.update(stack.cpu().contiguous().numpy().data)
+    for name in sorted(poolings):
+        spec = poolings[name]
+        if not (isinstance(spec, tuple) and len(spec) == 2 and callable(spec[1])):
+            raise TypeError(f"poolings[{name!r}] must be a pair (layer, pooling function); got {spec!r}")
+        digest.update(f"|{name}|{spec[0]}|".encode())
+        _pooling_digest(name, spec[1], digest)
+    path = cache_dir() / "features" / f"describe-{digest.hexdigest()[:32]}.npz"
+    return _verified_file(path, lambda: describe(model, images, poolings, batch_size=batch_size, device=device), device)

@@ -236,7 +236,9 @@ with demo("AP against the benchmark's code"):
 #
 # `descriptors.describe` sends the images through the network a batch at a time, on the device, computes every
 # layer's maps in one pass and keeps only the pooled descriptors (the maps of a whole database would not fit in
-# memory). So every descriptor of this stage is computed here, once, with coursekit's pooling (MAC, SPoC, GeM,
+# memory); `descriptors.cached_describe` does it once and then reads them from the course's data cache, checked by
+# their sha256 (named by the images, the weights and the poolings' code: a change to any computes them again).
+# So every descriptor of this stage is computed here, once, with coursekit's pooling (MAC, SPoC, GeM,
 # R-MAC, CroW: the next sections take them apart, and check that yours give the same); the maps of `block7`, the
 # layer below the last, are kept for the fine-tuning of section 6. The queries are their boxes' crops, at their own
 # size: the network takes any size.
@@ -254,7 +256,7 @@ KEEP_MAPS = {"block7 maps": ("block7", lambda maps: maps.flatten(1).half())}  # 
 
 def describe_set(images, wanted):
     """{name: descriptors (N, D) on the device}, l2-normalised, and any kept maps as they are."""
-    found = descriptors.describe(network, images, wanted, batch_size=16)
+    found = descriptors.cached_describe(network, images, wanted, batch_size=16)
     return {name: value if name.endswith("maps") else pooling.l2n(value.float()) for name, value in found.items()}
 
 
