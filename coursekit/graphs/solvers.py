@@ -102,7 +102,7 @@ def _prepare(matrix, b, x0):
     operands = [a for a in (matrix if is_matrix else None, b, x0) if a is not None]
     # numpy and scipy operands are solved in float64
     dtype = _solve_dtype(*(a.dtype if isinstance(a, torch.Tensor) else torch.float64 for a in operands))
-    b_t = _as_torch(b, "b", dtype, device)
+    b_t = _as_torch(b, "b", dtype, device).contiguous()  # a column of a block (y[:, q]) is strided: slow products
     x0_t = None if x0 is None else _as_torch(x0, "x0", dtype, device).reshape(b_t.shape[0], -1)
     if is_matrix:
         matrix = _as_torch(matrix, "matrix", dtype, device)

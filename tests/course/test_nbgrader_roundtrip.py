@@ -31,7 +31,7 @@ from coursekit.course import sealing
 from . import support
 
 STAGES = support.STAGES
-ANSWER_TIMEOUT = 10  # seconds: the round trip's SealedExecute.answer_timeout, so the loop is cut off quickly
+ANSWER_TIMEOUT = 5  # seconds: the round trip's SealedExecute.answer_timeout, so the loop is cut off quickly
 STUDENTS = ("ada", "mix")
 
 pytestmark = pytest.mark.course
