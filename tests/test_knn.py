@@ -218,3 +218,38 @@ def test_affinity_from_lists_keeps_reciprocal_pairs_and_drops_self_entries():
     assert (union >= A).all() and np.allclose(union, union.T) and np.all(np.diag(union) == 0)
     with pytest.raises(ValueError, match="neighbours"):
         K.affinity_from_lists(sims, torch.tensor(lists) + n, gamma=2.0)
+
+
+def test_faiss_neighbours_agree_with_the_exact_ones_when_every_cell_is_probed():
+    # nprobe = nlist: the inverted file is searched whole, so the lists are exact (up to float32 rounding)
+    x = clustered(n_per=120, clusters=4, outliers=0, d=16, seed=3)
+    expected_s, expected_i = brute_knn(x, x, 6, exclude_self=True)
+    s, i = K.knn(x, 6, method="faiss", nprobe=1000)
+    assert isinstance(s, np.ndarray) and s.dtype == np.float64 and i.dtype == np.int64 and s.shape == (480, 6)
+    assert (i != np.arange(480)[:, None]).all(), "a point listed as its own neighbour"
+    same = np.mean([len(set(a) & set(b)) / 6 for a, b in zip(i, expected_i)])
+    assert same > 0.99, same
+    np.testing.assert_allclose(np.sort(s, axis=1), np.sort(expected_s, axis=1), atol=1e-5)
+    queries = unit_rows(np.random.default_rng(4).normal(size=(9, 16)))
+    qs, qi = K.knn(torch.from_numpy(x), 5, queries=torch.from_numpy(queries), method="faiss", nprobe=1000)
+    bs, bi = brute_knn(x, queries, 5, exclude_self=False)
+    assert qi.shape == (9, 5) and np.mean([len(set(a) & set(b)) / 5 for a, b in zip(qi.numpy(), bi)]) > 0.99
+    # the affinity built from the faiss lists is the exact one, and a single probed cell misses some neighbours
+    exact = dense(K.knn_affinity(x, 6))
+    np.testing.assert_allclose(dense(K.knn_affinity(x, 6, method="faiss", nprobe=1000)), exact, atol=1e-5)
+    _, few = K.knn(x, 6, method="faiss", nprobe=1)
+    assert np.mean([len(set(a) & set(b) - {-1}) / 6 for a, b in zip(few, expected_i)]) < 1.0
+    with pytest.raises(ValueError, match="method must be one of"):
+        K.knn(x, 6, method="annoy")
+    with pytest.raises(ValueError, match="nprobe"):
+        K.knn_affinity(x, 6, method="faiss", nprobe=0)
+
+
+def test_missing_approximate_entries_make_no_edge():
+    similarities = torch.tensor([[0.9, -torch.inf], [0.9, 0.5], [0.5, -torch.inf]], dtype=torch.float64)
+    neighbours = torch.tensor([[1, -1], [0, 2], [1, -1]])
+    B = K._affinity(similarities, neighbours, 3, 1.0, True).to_dense()  # what knn_affinity builds from faiss's lists
+    expected = torch.zeros(3, 3, dtype=torch.float64)
+    expected[0, 1] = expected[1, 0] = 0.9
+    expected[1, 2] = expected[2, 1] = 0.5
+    torch.testing.assert_close(B, expected)

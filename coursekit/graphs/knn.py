@@ -26,7 +26,10 @@ Where this differs from the authors' MATLAB code (``knn_wrap``, ``knngraph``, ``
 - an isolated node (no reciprocal neighbour) has degree 0, and their ``D^-1/2`` has an infinity there
   (fyang93's port adds 1e-12 to the degree, ducha-aiki's sets the infinities to 0); here its row and
   column of ``W`` are 0, without an infinity or a NaN;
-- exact neighbours only (for Oxford105k they load a precomputed approximate graph).
+- exact neighbours by default (for Oxford105k they load a precomputed approximate graph); ``method="faiss"``
+  finds them approximately with faiss's inverted-file index (IVF-Flat on the inner product), for the
+  collections where ``n^2`` products are too many: :func:`approximate_neighbours`, whose recall against the
+  exact lists ``benchmarks/diffusion.py`` measures.
 
 Kinds: numpy in, numpy out (a scipy.sparse CSR array for a sparse result); torch in, torch out on the
 input's device, sparse results as coalesced COO tensors.
@@ -85,12 +88,62 @@ def _neighbours(database: torch.Tensor, queries: torch.Tensor | None, k: int, ch
     return similarities, indices
 
 
-def knn(descriptors, k: int, queries=None, chunk: int = 4096):
-    """Exact k nearest neighbours by dot product: ``(similarities (m, k), indices (m, k) int64)``, most
+METHODS = ("exact", "faiss")
+
+
+def _check_method(method) -> str:
+    if method not in METHODS:
+        raise ValueError(f"method must be one of {list(METHODS)}; got {method!r}")
+    return method
+
+
+def approximate_neighbours(database: torch.Tensor, queries: torch.Tensor | None, k: int, *, nlist: int | None = None,
+                           nprobe: int = 16):
+    """Approximate :func:`knn` lists by faiss (``pip install faiss-cpu``): an IVF-Flat index on the inner
+    product, ``nlist`` cells (default ``4 sqrt(n)``, at most ``n / 39``: faiss trains each centroid on 39 points or
+    more) learned by k-means on the database, each query compared with the points of its ``nprobe`` nearest cells.
+    Float32 on the host; torch ``(m, k)`` similarities (the database's dtype) and int64 indices back on the
+    database's device. Without ``queries`` each point's own index is left out; where the probed cells hold fewer
+    than ``k`` other points, the missing entries are the index -1 with similarity ``-inf`` (the affinity ignores
+    them)."""
+    try:
+        import faiss
+    except ImportError as error:  # pragma: no cover - faiss is a dependency of the project
+        raise ImportError("method='faiss' needs the faiss library: pip install faiss-cpu") from error
+    if isinstance(nprobe, bool) or not isinstance(nprobe, numbers.Integral) or nprobe < 1:
+        raise ValueError(f"nprobe must be a positive integer; got {nprobe!r}")
+    n, d = database.shape
+    cells = int(round(4 * np.sqrt(n))) if nlist is None else nlist
+    if isinstance(cells, bool) or not isinstance(cells, numbers.Integral) or cells < 1:
+        raise ValueError(f"nlist must be a positive integer; got {nlist!r}")
+    cells = max(1, min(int(cells), n // 39))
+    points = np.ascontiguousarray(database.detach().cpu().numpy(), dtype=np.float32)
+    index = faiss.IndexIVFFlat(faiss.IndexFlatIP(d), d, cells, faiss.METRIC_INNER_PRODUCT)
+    index.train(points)
+    index.add(points)
+    index.nprobe = min(int(nprobe), cells)
+    search = points if queries is None else np.ascontiguousarray(queries.detach().cpu().numpy(), dtype=np.float32)
+    found_s, found_i = index.search(search, k + (queries is None))
+    found_s = np.where(found_i < 0, -np.inf, found_s)
+    if queries is None:  # each row's own index dropped (or, where it was not found, its last entry)
+        own = found_i == np.arange(n)[:, None]
+        own[~own.any(axis=1), -1] = True
+        keep = ~own
+        found_s = found_s[keep].reshape(n, k)
+        found_i = found_i[keep].reshape(n, k)
+    device = database.device
+    return (torch.from_numpy(found_s).to(device=device, dtype=database.dtype),
+            torch.from_numpy(found_i.astype(np.int64)).to(device))
+
+
+def knn(descriptors, k: int, queries=None, chunk: int = 4096, *, method: str = "exact", nprobe: int = 16):
+    """The k nearest neighbours by dot product: ``(similarities (m, k), indices (m, k) int64)``, most
     similar first, of each row of ``queries (m, d)`` among the rows of ``descriptors (n, d)``; without
     ``queries``, of each descriptor among the others (``m = n``, itself excluded, ``k <= n - 1``).
     Similarities in the descriptors' floating dtype; numpy arrays for numpy descriptors. Ties are ordered
-    as ``torch.topk`` leaves them."""
+    as ``torch.topk`` leaves them. ``method="exact"`` (the default) computes every product, ``chunk``
+    query rows at a time; ``"faiss"`` searches approximately (:func:`approximate_neighbours`, ``nprobe``
+    cells per query)."""
     database = _descriptors(descriptors, "descriptors")
     n, d = database.shape
     if queries is None:
@@ -104,36 +157,43 @@ def knn(descriptors, k: int, queries=None, chunk: int = 4096):
         k = _check_count(k, "k", 1, n, f"for n = {n} descriptors")
         dtype = torch.promote_types(database.dtype, search.dtype)
         database, search = database.to(device=search.device, dtype=dtype), search.to(dtype)
-    similarities, indices = _neighbours(database, search, k, _check_chunk(chunk))
+    if _check_method(method) == "faiss":
+        similarities, indices = approximate_neighbours(database, search, k, nprobe=nprobe)
+    else:
+        similarities, indices = _neighbours(database, search, k, _check_chunk(chunk))
     if isinstance(descriptors, np.ndarray):
         return similarities.cpu().numpy(), indices.cpu().numpy()
     return similarities, indices
 
 
-def knn_affinity(descriptors, k: int, gamma: float = 3.0, mutual: bool = True, chunk: int = 4096):
+def knn_affinity(descriptors, k: int, gamma: float = 3.0, mutual: bool = True, chunk: int = 4096, *,
+                 method: str = "exact", nprobe: int = 16):
     """The reciprocal k-NN affinity ``A (n, n)`` of ``descriptors (n, d)`` (l2-normalised):
     ``a_ij = max(s_ij, 0)^gamma`` where ``j in NN_k(i)`` and ``i in NN_k(j)``, else 0 (with
     ``mutual=False``, where either holds: the symmetrised union, ``max(a_ij, a_ji)``). Symmetric, zero
     diagonal, in the descriptors' dtype: a coalesced sparse COO tensor on their device, or a scipy.sparse
-    CSR array for numpy descriptors."""
+    CSR array for numpy descriptors. ``method`` and ``nprobe``: how the neighbours are found (:func:`knn`)."""
     if isinstance(gamma, bool) or not isinstance(gamma, numbers.Real) or not 0 < gamma < float("inf"):
         raise ValueError(f"gamma must be a positive number; got {gamma!r}")
     database = _descriptors(descriptors, "descriptors")
     n = len(database)
     k = _check_count(k, "k", 1, n - 1, f"for n = {n} descriptors (each point's own index excluded)")
-    similarities, neighbours = _neighbours(database, None, k, _check_chunk(chunk))
+    if _check_method(method) == "faiss":
+        similarities, neighbours = approximate_neighbours(database, None, k, nprobe=nprobe)
+    else:
+        similarities, neighbours = _neighbours(database, None, k, _check_chunk(chunk))
     A = _affinity(similarities, neighbours, n, gamma, mutual)
     return torch_to_scipy(A) if isinstance(descriptors, np.ndarray) else A
 
 
 def _affinity(similarities: torch.Tensor, neighbours: torch.Tensor, n: int, gamma: float, mutual: bool) -> torch.Tensor:
     """The coalesced COO affinity of neighbour lists ``(m, k)`` (row ``i`` lists ``i``'s neighbours; an entry
-    naming ``i`` itself is dropped)."""
+    naming ``i`` itself, or -1 (an approximate search's missing entry), is dropped)."""
     k = neighbours.shape[1]
     rows = torch.arange(len(neighbours), device=neighbours.device).repeat_interleave(k)
     cols = neighbours.reshape(-1)
     values = similarities.reshape(-1).clamp_min(0).pow(gamma)
-    other = rows != cols
+    other = (rows != cols) & (cols >= 0)
     rows, cols, values = rows[other], cols[other], values[other]
     # each listed pair (i, j) votes for the entries (i, j) and (j, i): an entry with two votes is listed
     # both ways (reciprocal); its value is the larger of the two lists' values, so A is exactly symmetric
