@@ -169,3 +169,32 @@ def test_detect_regions_are_the_boxes_of_each_maps_egm_components_by_decreasing_
         mine = regions.boxes[regions.image == n]
         assert mine.shape == boxes.shape and torch.allclose(mine, boxes, atol=1e-4)
         assert torch.allclose(regions.weight[regions.image == n], alone.weights[0, alive], atol=1e-5)
+
+
+def test_table_descriptors_are_unit_rows_and_mac_is_the_whitened_channel_maximum():
+    from coursekit.retrieval import whitening
+
+    gen = torch.Generator().manual_seed(5)
+
+    def maps(count, height=6, width=8):  # a few strong cells over weak noise, as a network's head gives
+        x = 0.05 * torch.rand(count, 40, height, width, generator=gen)
+        for n in range(count):
+            for _ in range(2):
+                y0, x0 = int(torch.randint(0, height - 2, (1,), generator=gen)), int(torch.randint(0, width - 2, (1,), generator=gen))
+                x[n, :, y0:y0 + 2, x0:x0 + 2] += torch.rand(40, 1, 1, generator=gen)
+        return x
+
+    database, training = maps(30), maps(60)
+    queries = [maps(1, 4, 5) for _ in range(4)]
+    out = D.table_descriptors(database, training, queries, whiten_dim=8, k=5)
+    assert list(out.methods) == ["MAC", "R-MAC (uniform)", "FS.EGM", "OS.EGM", "OS.EGM-4"]
+    for name, (q, d) in out.methods.items():
+        assert q.shape == (4, 8) and d.shape == (30, 8), name
+        norms = torch.cat([q, d]).norm(dim=1)
+        assert bool(((norms - 1).abs() < 1e-5).all() | (norms == 0).all()), name
+    learned = whitening.pca_whitening(torch.nn.functional.normalize(training.amax(dim=(-2, -1)), dim=1), 8)
+    expected = learned(torch.nn.functional.normalize(database.amax(dim=(-2, -1)), dim=1))
+    torch.testing.assert_close(out.methods["MAC"][1], expected)
+    assert len(out.descriptors) == len(out.regions.image) == len(out.centrality)
+    assert [len(d) for d in out.query_descriptors] == [len(r.image) for r in out.query_regions]
+    assert bool((out.centrality > 0).all())

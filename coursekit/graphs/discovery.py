@@ -250,3 +250,72 @@ def regional_search(queries: torch.Tensor, regions: torch.Tensor, image: torch.T
     similarities = queries @ regions.T
     out = torch.full((len(queries), images), -torch.inf, dtype=similarities.dtype, device=similarities.device)
     return out.scatter_reduce(1, image[None].expand_as(similarities), similarities, reduce="amax")
+
+
+class TableDescriptors(NamedTuple):
+    """What :func:`table_descriptors` computes: ``methods`` maps each of Table 1's names (``"MAC"``, ``"R-MAC
+    (uniform)"``, ``"FS.EGM"``, ``"OS.EGM"``, ``"OS.EGM-4"``) to ``(queries (Q, D), database (N, D))``, l2-normalised;
+    the database's FS ``regions``, their whitened regional ``descriptors (R, D)`` and the ``whitening`` learned
+    on the training set's regions; each query's own FS ``query_regions`` and their descriptors
+    ``query_descriptors``; the Katz ``centrality (R,)`` of the regions' graph."""
+
+    methods: dict
+    regions: Regions
+    descriptors: torch.Tensor
+    whitening: object
+    query_regions: list
+    query_descriptors: list
+    centrality: torch.Tensor
+
+
+def table_descriptors(database_maps: torch.Tensor, training_maps: torch.Tensor, query_maps, *, extent: float = 1.0,
+                      whiten_dim: int = 128, k: int = 20, gamma: float = 3.0, alpha: float = 0.99) -> TableDescriptors:
+    """Stage 08's pipeline, from the head's maps to the global descriptors of Table 1 (its section 6), for the
+    stages that use them (stage 09 diffuses them): ``database_maps (N, K, h, w)`` and ``training_maps`` (to
+    learn every whitening on: other images), ``query_maps`` a list of ``(1, K, h_q, w_q)``.
+
+    MAC and R-MAC are PCA-whitened to ``whiten_dim`` dimensions; FS regions by EGM (boxes ``mu +- extent
+    sigma``), their regional descriptors whitened by a PCA learned on the training regions; the reciprocal
+    ``k``-NN graph of the database's regions (``s^gamma``, normalised symmetrically), its Katz centrality
+    at ``alpha`` by CG (tol 1e-8, 200 iterations), OS and the regions re-detected on it; OS.EGM-4 adds the
+    corner sub-regions. Each query's regions are detected on its own FS."""
+    from coursekit.graphs.centrality import katz_centrality
+    from coursekit.graphs.knn import knn_affinity, symmetric_normalise
+    from coursekit.retrieval import pooling
+    from coursekit.retrieval.whitening import pca_whitening
+
+    database_maps, training_maps = _features(database_maps), _features(training_maps)
+    query_maps = [_features(maps).float() for maps in query_maps]
+    images, (height, width) = len(database_maps), database_maps.shape[-2:]
+
+    def whitened_global(pool):
+        learned = pca_whitening(l2n(pool(training_maps.float())), whiten_dim)
+        return (torch.cat([learned(l2n(pool(maps))) for maps in query_maps]),
+                learned(l2n(pool(database_maps.float()))))
+
+    regions = detect_regions(feature_saliency(database_maps), extent=extent)
+    training_regions = detect_regions(feature_saliency(training_maps), extent=extent)
+    region_whitening = pca_whitening(regional_descriptors(training_maps, training_regions), whiten_dim)
+    described = regional_descriptors(database_maps, regions, region_whitening)
+    graph = symmetric_normalise(knn_affinity(described.double(), k, gamma))
+    centrality = katz_centrality(graph, alpha, tol=1e-8, max_iterations=200).x
+    os_maps = object_saliency(cell_boxes(regions.boxes, height, width), regions.image, centrality.double(), images,
+                              height, width).float()
+    os_regions = detect_regions(os_maps, extent=extent)
+    found = [detect_regions(feature_saliency(maps), extent=extent) for maps in query_maps]
+    query_descriptors = [regional_descriptors(maps, r, region_whitening) for maps, r in zip(query_maps, found)]
+
+    def queries(four=False):
+        if not four:
+            return torch.cat([aggregate(d, r.image, 1) for d, r in zip(query_descriptors, found)])
+        return torch.cat([aggregate(regional_descriptors(maps, sub_regions(r), region_whitening), sub_regions(r).image, 1)
+                          for maps, r in zip(query_maps, found)])
+
+    def pooled(over):
+        return aggregate(regional_descriptors(database_maps, over, region_whitening), over.image, images)
+
+    methods = {"MAC": whitened_global(pooling.mac), "R-MAC (uniform)": whitened_global(pooling.rmac),
+               "FS.EGM": (queries(), aggregate(described, regions.image, images)),
+               "OS.EGM": (queries(), pooled(os_regions)),
+               "OS.EGM-4": (queries(four=True), pooled(sub_regions(os_regions)))}
+    return TableDescriptors(methods, regions, described, region_whitening, found, query_descriptors, centrality)
