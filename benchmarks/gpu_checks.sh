@@ -29,3 +29,4 @@ python -m pytest -o addopts="" -q -m gpu -p no:cacheprovider tests/test_evaluati
 python benchmarks/retrieval_eval.py --device cuda
 python -m pytest -o addopts="" -q -m gpu -p no:cacheprovider tests/test_egm.py tests/test_solvers.py tests/test_centrality.py tests/test_knn.py
 python benchmarks/egm_graphs.py --device cuda
+python benchmarks/diffusion.py --device cuda --large
