@@ -610,6 +610,14 @@ def test_torch_rebinding_its_own_names_on_a_lazy_import_is_no_change_and_an_answ
         except grading.CheckFailed as err:
             print(err)
         assert torch.manual_seed is seeder
+        # torch's own wrapper code around another function: not torch's rebinding, and flagged
+        forged = torch._disable_dynamo(lambda *args, **kwargs: None)
+        try:
+            with grading.own_work(stage=1, seconds=120, what="a forged wrapper"):
+                torch.manual_seed = forged
+        except grading.CheckFailed as err:
+            print(err)
+        assert torch.manual_seed is seeder
         torch.manual_seed(0)
         first = torch.rand(1)
         torch.manual_seed(0)
@@ -618,6 +626,11 @@ def test_torch_rebinding_its_own_names_on_a_lazy_import_is_no_change_and_an_answ
     done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr[-3000:]
     assert "your answer changed the grading environment: torch.manual_seed was replaced" in done.stdout
+    assert "a forged wrapper changed the grading environment: torch.manual_seed was replaced" in done.stdout
+    # and the snapshot no longer imports torch._dynamo to settle the rebinding beforehand: it costs seconds per kernel
+    fresh = subprocess.run([sys.executable, "-c", "import sys, coursekit.grading.integrity as i; i.Integrity(); "
+                            "print('torch._dynamo' in sys.modules)"], capture_output=True, text=True, timeout=300)
+    assert fresh.stdout.strip() == "False", fresh.stderr[-2000:]
 
 
 def test_torch_wrapping_a_coursekit_optimisers_step_when_the_first_is_made_is_no_change():

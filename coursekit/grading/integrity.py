@@ -30,12 +30,12 @@ PROTECTED_MODULES = (
     "scipy", "scipy.special", "scipy.signal", "scipy.ndimage", "scipy.linalg", "scipy.sparse",
     "torch", "torch.nn", "torch.nn.functional", "torch.linalg", "torch.special", "torch.autograd", "torch.fft",
 )
-# Modules that rebind names of the protected ones when they are first imported, which their library does
-# lazily: torch._dynamo wraps torch.manual_seed in torch._disable_dynamo, and torch imports it on the first
-# optimizer made (torch.optim), torch.compile... A snapshot taken before that saw torch's own rebinding as
-# an answer's change (every student of stage 04 flagged, its training cells making the first optimizer).
-# Imported before the snapshot, so that what a library does to itself is in it.
-SETTLED_BY_IMPORTING = ("torch._dynamo",)
+# torch rebinds one of its own names lazily: the first optimizer made (torch.optim), torch.compile... import
+# torch._dynamo, which replaces torch.manual_seed by torch._disable_dynamo(torch.manual_seed). A snapshot taken
+# before saw that as an answer's change (every student of stage 04 flagged, its training cells making the first
+# optimizer). Importing torch._dynamo before each snapshot settled it, at 1.6 to 2.4 s per graded kernel; instead,
+# :func:`_wrapped_by_torch` recognises exactly that wrapper (torch's code, torch's globals, the snapshot's function
+# inside) as no change.
 # Classes (by module and name) whose attributes a check can reach through an object, as a method.
 PROTECTED_CLASSES = (("torch", "Tensor"), ("torch.nn", "Module"), ("torch.nn.parameter", "Parameter"))
 # builtins that IPython and the kernel set and reset around each cell, or that the display hook sets
@@ -66,6 +66,27 @@ def _covered_functions(module: types.ModuleType):
                     member = member.fget
                 if isinstance(member, types.FunctionType):
                     yield member
+
+
+def _wrapped_by_torch(old, new) -> bool:
+    """Whether ``new`` is torch's own lazy wrapper of ``old``, ``torch._disable_dynamo(old)``, as torch._dynamo makes
+    it when it is first imported: the same code object and globals as a wrapper made now (torch's, not code an
+    answer compiled), no defaults, and ``old`` itself, recursively disabled, in its closure."""
+    make = getattr(sys.modules.get("torch"), "_disable_dynamo", None)
+    if make is None or not isinstance(new, types.FunctionType) or not callable(old):
+        return False
+    try:
+        reference = make(old)
+    except Exception:  # noqa: BLE001 - a torch without this wrapper: nothing is recognised
+        return False
+    if (new.__code__ is not reference.__code__ or new.__globals__ is not reference.__globals__ or new.__defaults__
+            or new.__kwdefaults__ or not new.__closure__ or getattr(new, "__wrapped__", None) is not old):
+        return False
+    try:
+        cells = {name: cell.cell_contents for name, cell in zip(new.__code__.co_freevars, new.__closure__)}
+    except ValueError:  # an empty cell
+        return False
+    return cells.get("fn", _MISSING) is old and cells.get("recursive", True) is True
 
 
 def _settle_optimizers() -> None:
@@ -100,11 +121,6 @@ class Integrity:
             try:
                 importlib.import_module(name)
             except ImportError:
-                pass
-        for name in SETTLED_BY_IMPORTING:
-            try:
-                importlib.import_module(name)
-            except Exception:  # noqa: BLE001 - a module that cannot load here rebinds nothing when its library tries
                 pass
         _settle_optimizers()
         self.modules = {name: (sys.modules[name], dict(vars(sys.modules[name])))
@@ -178,6 +194,10 @@ class Integrity:
             for key, value in snapshot.items():
                 if current.get(key, _MISSING) is not value:
                     if name == "builtins" and key in _BUILTINS_IPYTHON_MANAGES:
+                        continue
+                    if _wrapped_by_torch(value, current.get(key, _MISSING)):
+                        wrapper = snapshot[key] = current[key]  # torch's own rebinding, now the state to keep
+                        self.functions[wrapper] = (wrapper.__code__, wrapper.__defaults__, wrapper.__kwdefaults__)
                         continue
                     if key.startswith("_") and not callable(value) and name != "builtins":
                         continue  # a module's private state (a cache, a flag): not the checks' concern
