@@ -1,4 +1,5 @@
-"""An nbgrader round trip for every stage, in a scratch course directory (docs/ANATOMY.md §4).
+"""An nbgrader round trip for every stage without an adversarial corpus (those are graded through nbgrader by
+tests/course/test_adversarial.py), in a scratch course directory (docs/ANATOMY.md §4).
 
 generate_assignment -> two submissions -> one autograde -> generate_feedback, then the gradebook:
 - ada submits the full solution: every autograded point;
@@ -30,7 +31,12 @@ from coursekit.course import sealing
 
 from . import support
 
-STAGES = support.STAGES
+# A stage with an adversarial corpus (tests/adversarial/NN-name.py) is autograded through nbgrader there, with two
+# dozen submissions in one run: its control student is this round trip's full solution, its faults (a killed kernel,
+# a hang) cost one exercise each as the loop does here, and its feedback is checked for hidden tests too. The round
+# trip covers the other stages, so that no stage's notebook is graded twice through nbgrader for the same facts.
+CORPORA = support.ROOT / "tests" / "adversarial"
+STAGES = [stage for stage in support.STAGES if not (CORPORA / f"{stage}.py").is_file()]
 ANSWER_TIMEOUT = 5  # seconds: the round trip's SealedExecute.answer_timeout, so the loop is cut off quickly
 STUDENTS = ("ada", "mix")
 
@@ -199,10 +205,16 @@ def test_feedback_holds_no_hidden_test_source(graded):
         assert "Cell In[" not in page_text(page), f"{student}'s feedback shows a traceback"
 
 
+def test_every_stage_is_autograded_through_nbgrader_by_the_round_trip_or_its_corpus():
+    corpora = [stage for stage in support.STAGES if stage not in STAGES]
+    assert STAGES and corpora, "the round trip and the adversarial corpora should each cover some stages"
+    assert set(STAGES) | set(corpora) == set(support.STAGES)
+
+
 def test_the_exchange_releases_fetches_submits_and_collects(tmp_path):
     """The single-machine exchange of nbgrader_config.py (a folder of the course directory): what
     Formgrader's Release and Collect run, with a student on the same machine."""
-    stage = STAGES[0]
+    stage = support.STAGES[0]
     root, student = tmp_path / "course", tmp_path / "student"
     student.mkdir()
     shutil.copytree(support.ROOT / "solutions" / stage, root / "solutions" / stage)
