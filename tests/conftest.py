@@ -47,7 +47,6 @@ def _work_unit(nodeid: str) -> str:
 # Where both are collected for a stage, the first is deselected: one run instead of two.
 STUB_RUNS = ("tests/course/test_stages.py::test_released_stubs_fail_every_test_cell[{}]",
              "tests/course/test_browser.py::test_the_release_with_its_stubs_in_a_browser[{}]")
-_left_out: list[str] = []
 
 
 def _stub_runs_done_in_the_browser(config, items):
@@ -57,13 +56,6 @@ def _stub_runs_done_in_the_browser(config, items):
     if twice:
         config.hook.pytest_deselected(items=twice)
         items[:] = [item for item in items if item not in twice]
-        _left_out.extend(STAGE_IN_NODEID.search(item.nodeid).group(1) for item in twice)
-
-
-def pytest_terminal_summary(terminalreporter):
-    if _left_out:
-        terminalreporter.write_line(f"the released stubs of {', '.join(sorted(_left_out))} were checked by the browser "
-                                    f"test's run of each release (test_released_stubs_fail_every_test_cell deselected)")
 
 
 def pytest_collection_modifyitems(config, items):

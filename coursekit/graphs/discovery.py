@@ -304,18 +304,15 @@ def table_descriptors(database_maps: torch.Tensor, training_maps: torch.Tensor, 
     os_regions = detect_regions(os_maps, extent=extent)
     found = [detect_regions(feature_saliency(maps), extent=extent) for maps in query_maps]
     query_descriptors = [regional_descriptors(maps, r, region_whitening) for maps, r in zip(query_maps, found)]
-
-    def queries(four=False):
-        if not four:
-            return torch.cat([aggregate(d, r.image, 1) for d, r in zip(query_descriptors, found)])
-        return torch.cat([aggregate(regional_descriptors(maps, sub_regions(r), region_whitening), sub_regions(r).image, 1)
-                          for maps, r in zip(query_maps, found)])
+    fs_queries = torch.cat([aggregate(d, r.image, 1) for d, r in zip(query_descriptors, found)])
+    four_queries = torch.cat([aggregate(regional_descriptors(maps, four, region_whitening), four.image, 1)
+                              for maps, four in ((maps, sub_regions(r)) for maps, r in zip(query_maps, found))])
 
     def pooled(over):
         return aggregate(regional_descriptors(database_maps, over, region_whitening), over.image, images)
 
     methods = {"MAC": whitened_global(pooling.mac), "R-MAC (uniform)": whitened_global(pooling.rmac),
-               "FS.EGM": (queries(), aggregate(described, regions.image, images)),
-               "OS.EGM": (queries(), pooled(os_regions)),
-               "OS.EGM-4": (queries(four=True), pooled(sub_regions(os_regions)))}
+               "FS.EGM": (fs_queries, aggregate(described, regions.image, images)),
+               "OS.EGM": (fs_queries, pooled(os_regions)),
+               "OS.EGM-4": (four_queries, pooled(sub_regions(os_regions)))}
     return TableDescriptors(methods, regions, described, region_whitening, found, query_descriptors, centrality)

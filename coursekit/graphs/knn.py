@@ -136,6 +136,13 @@ def approximate_neighbours(database: torch.Tensor, queries: torch.Tensor | None,
             torch.from_numpy(found_i.astype(np.int64)).to(device))
 
 
+def _lists(database: torch.Tensor, queries: torch.Tensor | None, k: int, chunk, method, nprobe):
+    """The neighbour lists by ``method``: exact (:func:`_neighbours`) or by faiss (:func:`approximate_neighbours`)."""
+    if _check_method(method) == "faiss":
+        return approximate_neighbours(database, queries, k, nprobe=nprobe)
+    return _neighbours(database, queries, k, _check_chunk(chunk))
+
+
 def knn(descriptors, k: int, queries=None, chunk: int = 4096, *, method: str = "exact", nprobe: int = 16):
     """The k nearest neighbours by dot product: ``(similarities (m, k), indices (m, k) int64)``, most
     similar first, of each row of ``queries (m, d)`` among the rows of ``descriptors (n, d)``; without
@@ -157,10 +164,7 @@ def knn(descriptors, k: int, queries=None, chunk: int = 4096, *, method: str = "
         k = _check_count(k, "k", 1, n, f"for n = {n} descriptors")
         dtype = torch.promote_types(database.dtype, search.dtype)
         database, search = database.to(device=search.device, dtype=dtype), search.to(dtype)
-    if _check_method(method) == "faiss":
-        similarities, indices = approximate_neighbours(database, search, k, nprobe=nprobe)
-    else:
-        similarities, indices = _neighbours(database, search, k, _check_chunk(chunk))
+    similarities, indices = _lists(database, search, k, chunk, method, nprobe)
     if isinstance(descriptors, np.ndarray):
         return similarities.cpu().numpy(), indices.cpu().numpy()
     return similarities, indices
@@ -178,10 +182,7 @@ def knn_affinity(descriptors, k: int, gamma: float = 3.0, mutual: bool = True, c
     database = _descriptors(descriptors, "descriptors")
     n = len(database)
     k = _check_count(k, "k", 1, n - 1, f"for n = {n} descriptors (each point's own index excluded)")
-    if _check_method(method) == "faiss":
-        similarities, neighbours = approximate_neighbours(database, None, k, nprobe=nprobe)
-    else:
-        similarities, neighbours = _neighbours(database, None, k, _check_chunk(chunk))
+    similarities, neighbours = _lists(database, None, k, chunk, method, nprobe)
     A = _affinity(similarities, neighbours, n, gamma, mutual)
     return torch_to_scipy(A) if isinstance(descriptors, np.ndarray) else A
 
