@@ -71,6 +71,8 @@ def pytest_collection_modifyitems(config, items):
         # autograded one after another), and started last it kept one worker busy while the other sat idle
         corpus = item.nodeid.startswith("tests/course/test_adversarial.py")
         number = int(stage.group(1)[:2])
+        if item.nodeid.startswith("tests/course/test_class_tools.py"):  # a minute, grading two courses: early too
+            return (0, 0, 99, index)
         return (0, 0, number, index) if corpus else (0, 1, -number, index)  # 01's corpus, the larger, first
 
     _stub_runs_done_in_the_browser(config, items)

@@ -8,7 +8,10 @@
     coursekit data fetch [NAME]  fetch datasets into the cache (once, online) and build the offline retrieval sets
                                  (`instance-sets`); `coursekit data where` prints the cache folder
     coursekit data fetch roxford5k rparis6k   the Revisited Oxford/Paris images (gigabytes): only when named
-    coursekit autograde ASSIGNMENT [nbgrader options]   nbgrader autograde, its failures reported, then the audit
+    coursekit autograde ASSIGNMENT [--jobs N] [nbgrader options]   nbgrader autograde, its failures reported, then
+                                 the audit; --jobs N grades N submissions at a time, one process writing the gradebook
+    coursekit report ASSIGNMENT [--output FILE]   the class report: one HTML page of scores, failed exercises,
+                                 integrity flags, grading faults and time per submission, from the gradebook
     coursekit audit ASSIGNMENT   the integrity audit of every submission: a table of findings
     coursekit lab [FOLDER] [JupyterLab options]   start the course: JupyterLab with the course's settings
 """
@@ -36,6 +39,12 @@ def main(argv: list[str] | None = None) -> int:
     out.add_argument("folder", type=Path, help="a new or empty folder outside the course repository")
     grade = sub.add_parser("autograde", help="run nbgrader autograde, report any submission it failed, then the audit")
     grade.add_argument("assignment")
+    grade.add_argument("--jobs", "-j", type=int, default=1,
+                       help="grade this many submissions at a time (default 1: one nbgrader run, one after another)")
+    report = sub.add_parser("report", help="the class report of an assignment: one HTML page from the gradebook")
+    report.add_argument("assignment")
+    report.add_argument("--output", "-o", type=Path, default=None,
+                        help="where to write it (default: integrity/ASSIGNMENT/report.html in the course)")
     audit = sub.add_parser("audit", help="the integrity audit of every submission of an assignment")
     audit.add_argument("assignment")
     data = sub.add_parser("data", help="datasets: fetch them into the cache (once, online)")
@@ -70,7 +79,13 @@ def main(argv: list[str] | None = None) -> int:
         if args.command == "autograde":
             from coursekit.course.grade import autograde
 
-            return autograde(root, args.assignment, extra)
+            return autograde(root, args.assignment, extra, jobs=args.jobs)
+        if args.command == "report":
+            from coursekit.course.report import write_report
+
+            path = write_report(root, args.assignment, args.output)
+            print(f"wrote the class report of {args.assignment}: {path}")
+            return 0
         if args.command == "handout":
             from coursekit.course.handout import handout
 

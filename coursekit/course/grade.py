@@ -5,33 +5,57 @@ nbgrader reports a submission it could not process in its log and goes on; the g
 ``nbgrader autograde`` (with this course's sealed run, nbgrader_config.py), keeps its log, checks
 its exit status, the log's errors and that every submission has an autograded notebook, and prints
 the integrity audit (:mod:`coursekit.course.audit`). It exits 1 if any submission was not graded.
+
+With ``jobs > 1`` the submissions are graded in parallel, each in a course directory of its own under
+``integrity/<assignment>/parallel/<student>/`` (the course's config, its source and release folders
+linked, the submission, a copy of the gradebook) by its own ``nbgrader autograde``; then one
+``nbgrader autograde`` in the course itself, with ``SealedExecute.replay`` pointing at those folders,
+puts each graded notebook's outputs on the submission, after checking its cells are the sealed
+rebuild's, and saves the grades: the gradebook has one writer, and the scores come out of the same
+steps (sanitizing, SaveAutoGrades, late penalties) as a sequential run's.
 """
 
 from __future__ import annotations
 
 import os
 import re
+import shutil
 import subprocess
 import sys
+import time
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 from coursekit.course import audit
 from coursekit.course.sealing import REPORTS
 
 
-def autograde(root: Path, assignment: str, options: list[str]) -> int:
-    log_path = root / REPORTS / assignment / "autograde.log"
-    log_path.parent.mkdir(parents=True, exist_ok=True)
+def _environment() -> dict[str, str]:
     env = dict(os.environ)
     env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}"  # nbgrader runs alembic
+    return env
+
+
+def autograde(root: Path, assignment: str, options: list[str], jobs: int = 1) -> int:
+    if not isinstance(jobs, int) or isinstance(jobs, bool) or jobs < 1:
+        raise ValueError(f"jobs must be a whole number of parallel graders, at least 1; got {jobs!r}")
+    log_path = root / REPORTS / assignment / "autograde.log"
+    log_path.parent.mkdir(parents=True, exist_ok=True)
     command = [sys.executable, "-m", "nbgrader", "autograde", assignment, *options]
-    print("running:", " ".join(command[2:]), flush=True)
-    with log_path.open("w") as log:
-        done = subprocess.run(command, cwd=root, env=env, stdout=log, stderr=subprocess.STDOUT, text=True)
+    began = time.monotonic()
+    if jobs == 1:
+        print("running:", " ".join(command[2:]), flush=True)
+        with log_path.open("w") as log:
+            done = subprocess.run(command, cwd=root, env=_environment(), stdout=log, stderr=subprocess.STDOUT,
+                                  text=True)
+        returncode = done.returncode
+    else:
+        returncode = _parallel(root, assignment, options, jobs, log_path)
+    seconds = time.monotonic() - began
     text = log_path.read_text()
     problems = []
-    if done.returncode != 0:
-        problems.append(f"nbgrader autograde exited with status {done.returncode}")
+    if returncode != 0:
+        problems.append(f"nbgrader autograde exited with status {returncode}")
     problems += sorted(set(re.findall(r"There was an error processing[^\n]*", text)))
     students = {p.parts[-3] for p in (root / "submitted").glob(f"*/{assignment}/*.ipynb")}
     chosen = _chosen_students(options)
@@ -48,8 +72,70 @@ def autograde(root: Path, assignment: str, options: list[str]) -> int:
     if problems:
         print("\nNOT GRADED (fix and re-run; the gradebook's 0 for these is not a score):\n  " + "\n  ".join(problems))
         return 1
-    print(f"every submission of {assignment} was graded")
+    print(f"every submission of {assignment} was graded ({seconds:.0f} s, {jobs} job{'s' if jobs > 1 else ''})")
+    if jobs > 1:
+        shutil.rmtree(root / REPORTS / assignment / PARALLEL, ignore_errors=True)  # kept when something failed
     return 0
+
+
+PARALLEL = "parallel"  # integrity/<assignment>/parallel/<student>/: one course directory per submission
+
+
+def _parallel(root: Path, assignment: str, options: list[str], jobs: int, log_path: Path) -> int:
+    """Grade each submission in its own course directory, ``jobs`` at a time, then save every grade
+    from one process (see the module's docstring). Returns the status of that last run."""
+    from nbgrader.coursedir import CourseDirectory
+    from traitlets.config.loader import PyFileConfigLoader
+
+    config = PyFileConfigLoader("nbgrader_config.py", path=str(root)).load_config()
+    coursedir = CourseDirectory(config=config)
+    folders = [coursedir.source_directory, coursedir.release_directory]
+    chosen = _chosen_students(options)
+    students = sorted({p.parts[-3] for p in (root / "submitted").glob(f"*/{assignment}/*.ipynb")})
+    students = [s for s in students if chosen is None or s in chosen]
+    if "--force" not in options and "-f" not in options:  # nbgrader skips what it graded before: so do the workers
+        students = [s for s in students if not (root / "autograded" / s / assignment).is_dir()]
+    work = root / REPORTS / assignment / PARALLEL
+    shutil.rmtree(work, ignore_errors=True)
+    worker_options = [o for o in options if not o.startswith("--student")]
+    if "--student" in worker_options:  # "--student NAME" as two words
+        at = worker_options.index("--student")
+        del worker_options[at:at + 2]
+    env = _environment()
+    # each kernel gets its share of the cores: N kernels with all the cores each only fight over them
+    env.setdefault("OMP_NUM_THREADS", str(max(1, (os.cpu_count() or 1) // jobs)))
+
+    def grade_one(student: str) -> tuple[str, int, float]:
+        folder = work / student
+        for name in folders:
+            (folder / name).mkdir(parents=True)
+            (folder / name / assignment).symlink_to((root / name / assignment).resolve(), target_is_directory=True)
+        shutil.copytree(root / "submitted" / student / assignment, folder / "submitted" / student / assignment)
+        shutil.copy2(root / "nbgrader_config.py", folder / "nbgrader_config.py")
+        if (root / "gradebook.db").is_file():
+            shutil.copy2(root / "gradebook.db", folder / "gradebook.db")
+        started = time.monotonic()
+        with (folder / "autograde.log").open("w") as log:
+            done = subprocess.run([sys.executable, "-m", "nbgrader", "autograde", assignment, f"--student={student}",
+                                   *worker_options], cwd=folder, env=env, stdout=log, stderr=subprocess.STDOUT, text=True)
+        return student, done.returncode, time.monotonic() - started
+
+    print(f"grading {len(students)} submissions of {assignment}, {jobs} at a time", flush=True)
+    with ThreadPoolExecutor(max_workers=jobs) as pool:
+        results = list(pool.map(grade_one, students))
+    with log_path.open("w") as log:
+        for student, status, seconds in results:
+            log.write(f"===== {student}: graded in its own course directory in {seconds:.1f} s, status {status}\n")
+            log.write((work / student / "autograde.log").read_text())
+        log.write("===== the grades saved into the course's gradebook, from the graded notebooks\n")
+        log.flush()
+        if not students:
+            return 0
+        merge = [sys.executable, "-m", "nbgrader", "autograde", assignment, *options,
+                 f"--SealedExecute.replay={work.resolve()}"]
+        done = subprocess.run(merge, cwd=root, env=_environment(), stdout=log, stderr=subprocess.STDOUT, text=True)
+    failed = [student for student, status, _ in results if status != 0]
+    return done.returncode or (1 if failed else 0)
 
 
 def _chosen_students(options: list[str]) -> set[str] | None:

@@ -1,0 +1,208 @@
+"""The class tools on a round trip with four made-up students whose scores are known (stage 01):
+``coursekit autograde --jobs 2`` against the sequential run, and ``coursekit report``.
+
+- full submits the instructor's answers: every automatic point, its two written answers awaiting grading;
+- blank submits the release untouched: 0 everywhere (nbgrader scores an unchanged written answer 0);
+- partial leaves the last two exercises as the release's stubs: those score 0, the rest full marks;
+- crash answers everything but kills its kernel in the first answer (``os._exit``): that exercise
+  scores 0 as a grading fault, the audit flags the call, and the rest is graded.
+
+The same submissions are graded twice, one after another and two at a time, in two course directories;
+every grade cell must score the same in both gradebooks.
+"""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+import sys
+from html.parser import HTMLParser
+
+import nbformat
+import pytest
+from nbgrader.api import Gradebook
+
+from coursekit import course
+from coursekit.course import cli, grade, report, sealing
+
+from . import support
+from .test_nbgrader_roundtrip import nbgrader, submission
+
+STUBBED = ("gd-step-impl", "linear-impl")  # the last two exercises: no later exercise calls them
+CRASHED = "sigmoid-impl"
+STUDENTS = ("full", "blank", "partial", "crash")
+
+pytestmark = pytest.mark.course
+
+
+@pytest.fixture(scope="module", params=["01-backprop"])  # the stage in the node id: one unit of work (conftest)
+def graded(request, tmp_path_factory):
+    stage = request.param
+    sequential = tmp_path_factory.mktemp("sequential")
+    shutil.copy2(support.ROOT / "nbgrader_config.py", sequential)
+    shutil.copytree(support.ROOT / "solutions" / stage, sequential / "solutions" / stage)
+    nbgrader(sequential, "generate_assignment", stage, "--force")
+    source = course.read_notebook(sequential / "solutions" / stage / f"{stage}.ipynb")
+    release = course.read_notebook(sequential / "notebooks" / stage / f"{stage}.ipynb")
+    solved = {course.nbgrader_meta(c)["grade_id"]: support.strip_markers(c.source)
+              for c in source.cells if course.nbgrader_meta(c).get("solution")}
+    answers = {
+        "full": solved,
+        "blank": {},
+        "partial": {gid: text for gid, text in solved.items() if gid not in STUBBED},
+        "crash": {**solved, CRASHED: solved[CRASHED] + "\nimport os\nos._exit(1)\n"},
+    }
+    for student in STUDENTS:
+        folder = sequential / "submitted" / student / stage
+        folder.mkdir(parents=True)
+        nbformat.write(submission(release, answers[student]), folder / f"{stage}.ipynb")
+    parallel = tmp_path_factory.mktemp("parallel") / "course"
+    shutil.copytree(sequential, parallel, symlinks=True)
+    with support.environment({}, unset=("NBGRADER_EXECUTION", "COURSEKIT_BUDGET")):
+        status = {"sequential": grade.autograde(sequential, stage, ["--create", "--force"]),
+                  "parallel": grade.autograde(parallel, stage, ["--create", "--force"], jobs=2)}
+    return stage, sequential, parallel, source, status
+
+
+def cell_scores(root, stage):
+    with Gradebook(f"sqlite:///{root / 'gradebook.db'}") as gb:
+        return {(s.student_id, nb.name, g.name): (g.score, g.max_score, g.needs_manual_grade)
+                for s in gb.find_assignment(stage).submissions for nb in s.notebooks for g in nb.grades}
+
+
+def expected(source) -> dict[str, dict[str, float | None]]:
+    """Each student's known score of each exercise (None: a written answer awaiting the instructor)."""
+    points = {course.nbgrader_meta(c)["grade_id"]: float(course.nbgrader_meta(c)["points"])
+              for c in source.cells if course.nbgrader_meta(c).get("grade")}
+    exercises = {ex.grade_id: sum(points[t] for t in ex.test_ids) for ex in course.exercises(source)}
+    written = [gid for gid in points if course.nbgrader_meta(next(
+        c for c in source.cells if course.nbgrader_meta(c).get("grade_id") == gid)).get("solution")]
+    assert set(STUBBED) | {CRASHED} <= set(exercises) and len(written) == 2
+    known = {}
+    for student in STUDENTS:
+        zero = {"full": (), "blank": tuple(exercises), "partial": STUBBED, "crash": (CRASHED,)}[student]
+        known[student] = {gid: 0.0 if gid in zero else value for gid, value in exercises.items()}
+        known[student].update({gid: 0.0 if student == "blank" else None for gid in written})
+    return known
+
+
+def test_both_runs_report_every_submission_graded(graded):
+    stage, sequential, parallel, _, status = graded
+    assert status == {"sequential": 0, "parallel": 0}
+    for root in (sequential, parallel):
+        for student in STUDENTS:
+            assert (root / "autograded" / student / stage / f"{stage}.ipynb").is_file(), (root, student)
+    assert not (parallel / sealing.REPORTS / stage / grade.PARALLEL).exists(), "the workers' folders were not removed"
+
+
+def test_parallel_scores_equal_the_sequential_run_exactly(graded):
+    stage, sequential, parallel, _, _ = graded
+    one, two = cell_scores(sequential, stage), cell_scores(parallel, stage)
+    assert len(one) == len(STUDENTS) * 21  # every grade cell of stage 01 for every student
+    assert two == one, {k: (one.get(k), two.get(k)) for k in one.keys() | two.keys() if one.get(k) != two.get(k)}
+
+
+def test_the_report_has_the_known_scores(graded):
+    stage, sequential, parallel, source, _ = graded
+    known = expected(source)
+    for root in (sequential, parallel):
+        found = report.gather(root, stage)
+        assert {item.name: {s: item.scores[s] for s in STUDENTS} for item in found.items} == \
+            {gid: {s: known[s][gid] for s in STUDENTS} for gid in known["full"]}
+        for student in STUDENTS:
+            assert found.totals[student][0] == sum(v or 0.0 for v in known[student].values())
+        assert found.not_graded == []
+        assert [(r.student, r.where) for r in found.faults] == [("crash", CRASHED)]
+        assert any(r.student == "crash" and r.where == CRASHED and "_exit" in r.finding for r in found.flags)
+        assert not [r for r in found.flags if r.student != "crash"], found.flags
+        assert set(found.seconds) == set(STUDENTS) and all(t > 0 for t in found.seconds.values())
+
+
+class Tables(HTMLParser):
+    """The report page's tables (by class) as rows of cell texts, and its images."""
+
+    def __init__(self):
+        super().__init__()
+        self.tables, self.images, self._table, self._row, self._cell = {}, 0, None, None, None
+
+    def handle_starttag(self, tag, attrs):
+        attrs = dict(attrs)
+        if tag == "table":
+            self._table = self.tables.setdefault(attrs.get("class"), [])
+        elif tag == "tr" and self._table is not None:
+            self._row = []
+        elif tag in ("td", "th") and self._row is not None:
+            self._cell = ""
+        elif tag == "img" and attrs.get("src", "").startswith("data:image/png;base64,"):
+            self.images += 1
+
+    def handle_data(self, data):
+        if self._cell is not None:
+            self._cell += data
+
+    def handle_endtag(self, tag):
+        if tag in ("td", "th") and self._cell is not None:
+            self._row.append(self._cell.strip())
+            self._cell = None
+        elif tag == "tr" and self._row is not None:
+            self._table.append(self._row)
+            self._row = None
+        elif tag == "table":
+            self._table = None
+
+
+def test_the_report_page_shows_them(graded, tmp_path):
+    stage, _, parallel, source, _ = graded
+    known = expected(source)
+    out = tmp_path / "report.html"
+    assert cli.main(["--root", str(parallel), "report", stage, "--output", str(out)]) == 0
+    page = Tables()
+    page.feed(out.read_text())
+    rows = {row[0]: row for row in page.tables["exercises"][1:]}
+    assert set(rows) == set(known["full"])
+    for gid, row in rows.items():
+        graded_ = [known[s][gid] for s in STUDENTS if known[s][gid] is not None]
+        full = sum(v == known["full"][gid] for v in graded_) if known["full"][gid] is not None else \
+            sum(v > 0 for v in graded_)
+        assert row[3] == f"{sum(graded_) / len(graded_):.2f}", row  # mean
+        assert row[4] == f"{100 * full / len(graded_):.0f}%" if known["full"][gid] is not None else True, row
+        assert row[6] == str(len(STUDENTS) - len(graded_)), row  # awaiting grading
+    failing = [row[0] for row in page.tables["failing"][1:]]
+    # below full marks: 2 students on the stubbed and the crashed exercises, 1 (blank) on each of the others and
+    # on the written answers (only blank's, unchanged, is graded yet)
+    assert set(failing[:3]) == {*STUBBED, CRASHED} and len(failing) == len(rows), failing
+    assert [row[:3] for row in page.tables["faults"][1:]] == [["crash", stage, CRASHED]]
+    assert any(row[0] == "crash" and "_exit" in row[3] for row in page.tables["flags"][1:])
+    assert sorted(row[0] for row in page.tables["times"][1:]) == sorted(STUDENTS)
+    assert page.images == 1 + len(rows) + 1  # the total, one per exercise with grades, the times
+    students = {row[0]: row for row in page.tables["students"][1:]}
+    assert {s: float(students[s][1]) for s in STUDENTS} == {s: sum(v or 0.0 for v in known[s].values()) for s in STUDENTS}
+
+
+def test_a_replay_of_another_submission_is_refused(graded, tmp_path):
+    """The single writer takes a worker's outputs only for the very notebook it rebuilt: blank's grades
+    cannot be taken from full's graded notebook."""
+    stage, _, parallel, _, _ = graded
+    course_dir = tmp_path / "course"
+    shutil.copytree(parallel, course_dir, symlinks=True)
+    replay = tmp_path / "replay"
+    target = replay / "blank" / "autograded" / "blank" / stage
+    target.mkdir(parents=True)
+    shutil.copy2(course_dir / "autograded" / "full" / stage / f"{stage}.ipynb", target)
+    before = cell_scores(course_dir, stage)
+    done = subprocess.run([sys.executable, "-m", "nbgrader", "autograde", stage, "--student=blank", "--force",
+                           f"--SealedExecute.replay={replay}"], cwd=course_dir, capture_output=True, text=True,
+                          env=grade._environment(), timeout=300)
+    assert "is not this submission" in done.stdout + done.stderr
+    after = cell_scores(course_dir, stage)
+    assert all(after[k][0] in (0, None) for k in after if k[0] == "blank"), "blank got full's points"
+    assert {k: v for k, v in after.items() if k[0] != "blank"} == {k: v for k, v in before.items() if k[0] != "blank"}
+
+
+def test_bad_jobs_and_unknown_assignments_are_clear_errors(graded, capsys):
+    stage, _, parallel, _, _ = graded
+    with pytest.raises(ValueError, match="jobs must be a whole number"):
+        grade.autograde(parallel, stage, [], jobs=0)
+    assert cli.main(["--root", str(parallel), "report", "no-such-stage"]) == 2
+    err = capsys.readouterr().err
+    assert "'no-such-stage' is not in the gradebook" in err and stage in err
