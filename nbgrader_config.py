@@ -13,10 +13,14 @@ c.CourseDirectory.root = "."
 c.CourseDirectory.course_id = "dl4vision"
 # The exchange of nbgrader's release / fetch / submit / collect, for one machine: a folder of the course
 # directory (git-ignored), so that Formgrader's Release and Collect work without root's /srv. Students on
-# the same machine point their nbgrader at it (README, "For instructors"); a JupyterHub uses
-# /srv/nbgrader/exchange instead (set c.Exchange.root there).
-c.Exchange.root = os.path.join(os.path.dirname(os.path.abspath(__file__)), "exchange")
-os.makedirs(c.Exchange.root, mode=0o777, exist_ok=True)
+# the same machine point their nbgrader at it (README, "For instructors"). On a JupyterHub the hub names
+# its shared exchange (/srv/nbgrader/exchange) in every server's environment as COURSEKIT_EXCHANGE
+# (docs/hub/jupyterhub_config.py, README "A class on JupyterHub"), and that one is used.
+if os.environ.get("COURSEKIT_EXCHANGE"):
+    c.Exchange.root = os.environ["COURSEKIT_EXCHANGE"]
+else:
+    c.Exchange.root = os.path.join(os.path.dirname(os.path.abspath(__file__)), "exchange")
+    os.makedirs(c.Exchange.root, mode=0o777, exist_ok=True)
 c.CourseDirectory.source_directory = "solutions"
 c.CourseDirectory.release_directory = "notebooks"
 # The jupytext percent sources (solutions/NN-name/NN-name.py) hold solutions: never release them.

@@ -27,9 +27,30 @@ import nbformat
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from coursekit import course  # noqa: E402
-from coursekit.course import grade  # noqa: E402
 from timing import cpu_model  # noqa: E402
+
+
+def meta(cell) -> dict:
+    return cell.get("metadata", {}).get("nbgrader", {})
+
+
+def environment() -> dict[str, str]:
+    env = dict(os.environ)
+    env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}"  # nbgrader runs alembic
+    env.pop("NBGRADER_EXECUTION", None)
+    env.pop("COURSEKIT_BUDGET", None)
+    return env
+
+
+def answer_and_tests(nb) -> list[str]:
+    """The answer cells with test cells after them, in order: the stage's exercises."""
+    found, tested = [], set()
+    for cell in nb.cells:
+        if meta(cell).get("solution") and cell.cell_type == "code":
+            found.append(meta(cell)["grade_id"])
+        elif meta(cell).get("grade") and found:
+            tested.add(found[-1])
+    return [gid for gid in found if gid in tested]
 
 
 def strip_markers(source: str) -> str:
@@ -40,21 +61,20 @@ def strip_markers(source: str) -> str:
 def class_of(root: Path, stage: str, students: int) -> None:
     shutil.copy2(ROOT / "nbgrader_config.py", root)
     shutil.copytree(ROOT / "solutions" / stage, root / "solutions" / stage)
-    env = grade._environment()
+    env = environment()
     subprocess.run([sys.executable, "-m", "nbgrader", "generate_assignment", stage, "--force"], cwd=root, env=env,
                    check=True, capture_output=True)
-    source = course.read_notebook(root / "solutions" / stage / f"{stage}.ipynb")
-    release = course.read_notebook(root / "notebooks" / stage / f"{stage}.ipynb")
-    solved = {course.nbgrader_meta(c)["grade_id"]: strip_markers(c.source)
-              for c in source.cells if course.nbgrader_meta(c).get("solution")}
-    exercises = [ex.grade_id for ex in course.exercises(source)]
+    source = nbformat.read(root / "solutions" / stage / f"{stage}.ipynb", as_version=4)
+    release = nbformat.read(root / "notebooks" / stage / f"{stage}.ipynb", as_version=4)
+    solved = {meta(c)["grade_id"]: strip_markers(c.source) for c in source.cells if meta(c).get("solution")}
+    exercises = answer_and_tests(source)
     kinds = [solved, {}, {k: v for k, v in solved.items() if k != exercises[-1]},
              {**solved, exercises[0]: solved[exercises[0]] + "\nimport os\nos._exit(1)\n"}]
     for n in range(students):
         nb = nbformat.from_dict(release)
         answers = kinds[n % len(kinds)]
         for cell in nb.cells:
-            gid = course.nbgrader_meta(cell).get("grade_id")
+            gid = meta(cell).get("grade_id")
             if gid in answers:
                 cell.source = answers[gid]
         folder = root / "submitted" / f"student{n:03d}" / stage
@@ -76,8 +96,6 @@ def main() -> int:
     parser.add_argument("--students", type=int, default=8)
     parser.add_argument("--jobs", type=int, default=os.cpu_count() or 2)
     args = parser.parse_args()
-    os.environ.pop("NBGRADER_EXECUTION", None)
-    os.environ.pop("COURSEKIT_BUDGET", None)
     with tempfile.TemporaryDirectory() as tmp:
         sequential, parallel = Path(tmp) / "sequential", Path(tmp) / "parallel"
         sequential.mkdir()
@@ -86,9 +104,13 @@ def main() -> int:
         times = {}
         for name, root, jobs in (("sequential", sequential, 1), (f"--jobs {args.jobs}", parallel, args.jobs)):
             start = time.perf_counter()
-            status = grade.autograde(root, args.stage, ["--create", "--force"], jobs=jobs)
+            # the instructor's command, as a process of its own: `coursekit autograde STAGE --jobs N`
+            done = subprocess.run([sys.executable, "-m", "coursekit", "--root", str(root), "autograde", args.stage,
+                                   "--jobs", str(jobs), "--create", "--force"], env=environment(),
+                                  capture_output=True, text=True)
             times[name] = time.perf_counter() - start
-            if status != 0:
+            if done.returncode != 0:
+                print(done.stdout[-3000:], done.stderr[-3000:], file=sys.stderr)
                 print(f"{name}: not every submission was graded", file=sys.stderr)
                 return 1
         equal = scores(sequential, args.stage) == scores(parallel, args.stage)
