@@ -14,6 +14,8 @@
                                  integrity flags, grading faults and time per submission, from the gradebook
     coursekit audit ASSIGNMENT   the integrity audit of every submission: a table of findings
     coursekit lab [FOLDER] [JupyterLab options]   start the course: JupyterLab with the course's settings
+    coursekit explore [PART] [Voilà options]   a lecture part's explorers as a page with no code (all parts
+                                 without PART; `coursekit explore --list` names them)
 """
 
 from __future__ import annotations
@@ -55,11 +57,20 @@ def main(argv: list[str] | None = None) -> int:
     lab.add_argument("folder", nargs="?", default=None, help="the folder to open (default: notebooks/ if here)")
     lab.add_argument("--settings-only", action="store_true",
                      help="only write the course's JupyterLab settings into this environment (for a hub image)")
+    explore = sub.add_parser("explore", help="a lecture part's explorers as a page with no code showing (Voilà), "
+                             "for a class; options after the part go to Voilà (--port=8870, --no-browser)")
+    explore.add_argument("part", nargs="?", default=None,
+                         help="nets, convolution, retrieval or graphs, or a stage (04-mnist, 04); default: all parts")
+    explore.add_argument("--list", action="store_true", help="only list the parts and the stages they show")
     args, extra = parser.parse_known_args(argv)
     if args.command == "lab":
         from coursekit.course import lab as lab_module
 
         return lab_module.lab(args.folder, extra, settings_only=args.settings_only)
+    if args.command == "explore":
+        from coursekit.course import apps
+
+        return apps.explore(args.part, extra, list_only=args.list)
     if extra and args.command != "autograde":
         parser.error(f"unrecognized arguments: {' '.join(extra)}")
     if args.command == "data":
