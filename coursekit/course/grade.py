@@ -6,9 +6,11 @@ nbgrader reports a submission it could not process in its log and goes on; the g
 its exit status, the log's errors and that every submission has an autograded notebook, and prints
 the integrity audit (:mod:`coursekit.course.audit`). It exits 1 if any submission was not graded.
 
-With ``jobs > 1`` the submissions are graded in parallel, each in a course directory of its own under
-``integrity/<assignment>/parallel/<student>/`` (the course's config, its source and release folders
-linked, the submission, a copy of the gradebook) by its own ``nbgrader autograde``; then one
+With ``jobs > 1`` the submissions are graded in parallel by ``jobs`` worker processes
+(:mod:`coursekit.course.grade_worker`), each in a course directory of its own under
+``integrity/<assignment>/parallel/workerNN/`` (the course's config, its source and release folders
+linked, a copy of the gradebook), each loading nbgrader once and grading one student after another
+as it is handed them (the next submission goes to the first worker free); then one
 ``nbgrader autograde`` in the course itself, with ``SealedExecute.replay`` pointing at those folders,
 puts each graded notebook's outputs on the submission, after checking its cells are the sealed
 rebuild's, and saves the grades: the gradebook has one writer, and the scores come out of the same
@@ -23,10 +25,11 @@ import shutil
 import subprocess
 import sys
 import time
-from concurrent.futures import ThreadPoolExecutor
+import threading
 from pathlib import Path
 
 from coursekit.course import audit
+from coursekit.course.grade_worker import ANSWER
 from coursekit.course.sealing import REPORTS
 
 
@@ -82,8 +85,8 @@ PARALLEL = "parallel"  # integrity/<assignment>/parallel/<student>/: one course 
 
 
 def _parallel(root: Path, assignment: str, options: list[str], jobs: int, log_path: Path) -> int:
-    """Grade each submission in its own course directory, ``jobs`` at a time, then save every grade
-    from one process (see the module's docstring). Returns the status of that last run."""
+    """Grade the submissions in ``jobs`` worker processes, each in a course directory of its own, then save
+    every grade from one process (see the module's docstring). Returns 0 when every step succeeded."""
     from nbgrader.coursedir import CourseDirectory
     from traitlets.config.loader import PyFileConfigLoader
 
@@ -105,28 +108,56 @@ def _parallel(root: Path, assignment: str, options: list[str], jobs: int, log_pa
     # each kernel gets its share of the cores: N kernels with all the cores each only fight over them
     env.setdefault("OMP_NUM_THREADS", str(max(1, (os.cpu_count() or 1) // jobs)))
 
-    def grade_one(student: str) -> tuple[str, int, float]:
-        folder = work / student
+    queue = list(reversed(students))  # popped from the end: in order
+    lock = threading.Lock()
+    results: list[tuple[str, int, float, str]] = []  # student, status, seconds, worker
+
+    def worker(number: int) -> None:
+        """One process grading the students it is handed, one at a time, until none is left (it loads
+        nbgrader once: its start-up is paid once per worker, not per student)."""
+        folder = work / f"worker{number:02d}"
         for name in folders:
             (folder / name).mkdir(parents=True)
             (folder / name / assignment).symlink_to((root / name / assignment).resolve(), target_is_directory=True)
-        shutil.copytree(root / "submitted" / student / assignment, folder / "submitted" / student / assignment)
+        (folder / "submitted").mkdir()
         shutil.copy2(root / "nbgrader_config.py", folder / "nbgrader_config.py")
         if (root / "gradebook.db").is_file():
             shutil.copy2(root / "gradebook.db", folder / "gradebook.db")
-        started = time.monotonic()
         with (folder / "autograde.log").open("w") as log:
-            done = subprocess.run([sys.executable, "-m", "nbgrader", "autograde", assignment, f"--student={student}",
-                                   *worker_options], cwd=folder, env=env, stdout=log, stderr=subprocess.STDOUT, text=True)
-        return student, done.returncode, time.monotonic() - started
+            process = subprocess.Popen([sys.executable, "-m", "coursekit.course.grade_worker", assignment,
+                                        *worker_options], cwd=folder, env=env, stdin=subprocess.PIPE,
+                                       stdout=subprocess.PIPE, stderr=log, text=True, bufsize=1)
+            try:
+                while True:
+                    with lock:
+                        if not queue:
+                            break
+                        student = queue.pop()
+                    shutil.copytree(root / "submitted" / student / assignment, folder / "submitted" / student / assignment)
+                    started = time.monotonic()
+                    process.stdin.write(student + "\n")
+                    process.stdin.flush()
+                    answer = process.stdout.readline().split()
+                    if len(answer) != 4 or answer[:2] != [ANSWER, student]:  # the worker died: the others go on
+                        results.append((student, 1, time.monotonic() - started, folder.name))
+                        break
+                    results.append((student, int(answer[2]), float(answer[3]), folder.name))
+            finally:
+                process.stdin.close()
+                process.wait()
 
     print(f"grading {len(students)} submissions of {assignment}, {jobs} at a time", flush=True)
-    with ThreadPoolExecutor(max_workers=jobs) as pool:
-        results = list(pool.map(grade_one, students))
+    threads = [threading.Thread(target=worker, args=(n,)) for n in range(min(jobs, len(students)))]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
     with log_path.open("w") as log:
-        for student, status, seconds in results:
-            log.write(f"===== {student}: graded in its own course directory in {seconds:.1f} s, status {status}\n")
-            log.write((work / student / "autograde.log").read_text())
+        for name in sorted({r[3] for r in results}):
+            mine = [r for r in results if r[3] == name]
+            log.write(f"===== {name}, a course directory of its own: " + ", ".join(
+                f"{student} in {seconds:.1f} s (status {status})" for student, status, seconds, _ in mine) + "\n")
+            log.write((work / name / "autograde.log").read_text())
         log.write("===== the grades saved into the course's gradebook, from the graded notebooks\n")
         log.flush()
         if not students:
@@ -134,8 +165,8 @@ def _parallel(root: Path, assignment: str, options: list[str], jobs: int, log_pa
         merge = [sys.executable, "-m", "nbgrader", "autograde", assignment, *options,
                  f"--SealedExecute.replay={work.resolve()}"]
         done = subprocess.run(merge, cwd=root, env=_environment(), stdout=log, stderr=subprocess.STDOUT, text=True)
-    failed = [student for student, status, _ in results if status != 0]
-    return done.returncode or (1 if failed else 0)
+    failed = [student for student, status, _, _ in results if status != 0]
+    return done.returncode or (1 if failed or len(results) < len(students) else 0)
 
 
 def _chosen_students(options: list[str]) -> set[str] | None:

@@ -182,9 +182,9 @@ class SealedExecute(Execute):
         "so a top-level loop need not cost the whole cell timeout. None: the cell timeout, and an answer that "
         "runs past it is interrupted as any other cell, not a fault")).tag(config=True)
     replay = Unicode("", help=(
-        "A folder of per-submission course directories already graded (``coursekit autograde --jobs``): "
-        "instead of executing, take each submission's executed cells and integrity report from "
-        "REPLAY/<student>/, after checking that its cells are this rebuilt notebook's, so that one process "
+        "A folder of course directories already graded (``coursekit autograde --jobs``): instead of "
+        "executing, take each submission's executed cells and integrity report from the one of them "
+        "that holds it (REPLAY/*/autograded/<student>/), after checking that its cells are this rebuilt notebook's, so that one process "
         "writes the gradebook and the scores are computed by the same steps as a sequential run")).tag(config=True)
 
     def _get_timeout(self, cell):
@@ -258,11 +258,13 @@ class SealedExecute(Execute):
     def _replayed(self, nb, resources):
         """The submission as a worker graded it (see ``replay``): its outputs put on this notebook's cells."""
         info = resources["nbgrader"]
-        worker = Path(self.replay) / info["student"]
-        graded = worker / "autograded" / info["student"] / info["assignment"] / f"{info['notebook']}.ipynb"
-        if not graded.is_file():
-            raise FileNotFoundError(f"{info['student']}: the parallel run left no graded notebook {graded} "
-                                    f"(see its log in {worker})")
+        found = sorted(Path(self.replay).glob(f"*/autograded/{info['student']}/{info['assignment']}/"
+                                              f"{info['notebook']}.ipynb"))
+        if len(found) != 1:
+            raise FileNotFoundError(f"{info['student']}: the parallel run left {len(found)} graded copies of "
+                                    f"{info['notebook']} in {self.replay}, not one (see the logs there)")
+        graded = found[0]
+        worker = graded.parents[3]
         done = nbformat.read(graded, as_version=4)
         mine = [(c.cell_type, c.source) for c in nb.cells]
         theirs = [(c.cell_type, c.source) for c in done.cells]
