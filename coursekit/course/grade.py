@@ -8,29 +8,37 @@ the integrity audit (:mod:`coursekit.course.audit`). It exits 1 if any submissio
 
 With ``jobs > 1`` the submissions are graded in parallel by ``jobs`` worker processes
 (:mod:`coursekit.course.grade_worker`), each in a course directory of its own under
-``integrity/<assignment>/parallel/workerNN/`` (the course's config, its source and release folders
+``integrity/.parallel/<assignment>/workerNN/`` (the course's config, its source and release folders
 linked, a copy of the gradebook), each loading nbgrader once and grading one student after another
 as it is handed them (the next submission goes to the first worker free); then one
 ``nbgrader autograde`` in the course itself, with ``SealedExecute.replay`` pointing at those folders,
 puts each graded notebook's outputs on the submission, after checking its cells are the sealed
 rebuild's, and saves the grades: the gradebook has one writer, and the scores come out of the same
-steps (sanitizing, SaveAutoGrades, late penalties) as a sequential run's.
+steps (sanitizing, SaveAutoGrades, late penalties) as a sequential run's, unless a submission runs
+near a time limit (N kernels share the cores). Each worker reports the sha256 of every file it wrote
+for a student the moment that student is graded; the parent writes them into the replay's manifest
+once every worker has finished, and the replay takes only files that still have those digests, found
+by exact path (student ids are never used as glob patterns).
 """
 
 from __future__ import annotations
 
+import fnmatch
+import json
 import os
 import re
 import shutil
 import subprocess
 import sys
-import time
 import threading
+import time
 from pathlib import Path
 
 from coursekit.course import audit
-from coursekit.course.grade_worker import ANSWER
-from coursekit.course.sealing import REPORTS
+from coursekit.course.sealing import MANIFEST, REPORTS
+
+WORK = ".parallel"  # integrity/.parallel/<assignment>/workerNN/: no student or assignment id starts with a dot
+FORCE = ("--force", "-f", "--BaseConverter.force=True", "--Autograde.force=True")
 
 
 def _environment() -> dict[str, str]:
@@ -39,11 +47,25 @@ def _environment() -> dict[str, str]:
     return env
 
 
+def work_folder(root: Path, assignment: str) -> Path:
+    return root / REPORTS / WORK / assignment
+
+
 def autograde(root: Path, assignment: str, options: list[str], jobs: int = 1) -> int:
     if not isinstance(jobs, int) or isinstance(jobs, bool) or jobs < 1:
         raise ValueError(f"jobs must be a whole number of parallel graders, at least 1; got {jobs!r}")
+    cores = os.cpu_count() or 1
+    if jobs > cores:
+        raise ValueError(f"jobs must be at most this machine's {cores} cores (each job runs a kernel of its own, "
+                         f"and kernels that wait for a core run into the cell time limits); got {jobs}")
     log_path = root / REPORTS / assignment / "autograde.log"
     log_path.parent.mkdir(parents=True, exist_ok=True)
+    submitted = sorted({p.parts[-3] for p in (root / "submitted").glob(f"*/{assignment}/*.ipynb")})
+    chosen = _chosen_students(options, submitted)
+    if not chosen:
+        which = f" matching {_student_option(options)!r}" if _student_option(options) else ""
+        print(f"coursekit: no submission of {assignment}{which} in {root / 'submitted'}", file=sys.stderr)
+        return 1
     command = [sys.executable, "-m", "nbgrader", "autograde", assignment, *options]
     began = time.monotonic()
     if jobs == 1:
@@ -53,16 +75,14 @@ def autograde(root: Path, assignment: str, options: list[str], jobs: int = 1) ->
                                   text=True)
         returncode = done.returncode
     else:
-        returncode = _parallel(root, assignment, options, jobs, log_path)
+        returncode = _parallel(root, assignment, options, jobs, log_path, chosen)
     seconds = time.monotonic() - began
     text = log_path.read_text()
     problems = []
     if returncode != 0:
         problems.append(f"nbgrader autograde exited with status {returncode}")
     problems += sorted(set(re.findall(r"There was an error processing[^\n]*", text)))
-    students = {p.parts[-3] for p in (root / "submitted").glob(f"*/{assignment}/*.ipynb")}
-    chosen = _chosen_students(options)
-    for student in sorted(students if chosen is None else students & chosen):
+    for student in chosen:
         for notebook in (root / "submitted" / student / assignment).glob("*.ipynb"):
             graded = root / "autograded" / student / assignment / notebook.name
             if not graded.is_file() or graded.stat().st_mtime < notebook.stat().st_mtime:
@@ -74,17 +94,28 @@ def autograde(root: Path, assignment: str, options: list[str], jobs: int = 1) ->
     print(f"\nnbgrader's log: {log_path}")
     if problems:
         print("\nNOT GRADED (fix and re-run; the gradebook's 0 for these is not a score):\n  " + "\n  ".join(problems))
+        if jobs > 1:
+            print(f"the workers' course directories and logs are kept in {work_folder(root, assignment)}")
         return 1
     print(f"every submission of {assignment} was graded ({seconds:.0f} s, {jobs} job{'s' if jobs > 1 else ''})")
     if jobs > 1:
-        shutil.rmtree(root / REPORTS / assignment / PARALLEL, ignore_errors=True)  # kept when something failed
+        shutil.rmtree(work_folder(root, assignment), ignore_errors=True)  # kept when something failed
     return 0
 
 
-PARALLEL = "parallel"  # integrity/<assignment>/parallel/<student>/: one course directory per submission
+def _up_to_date(root: Path, assignment: str, student: str) -> bool:
+    """nbgrader's reason to skip a submission without --force: every notebook has a graded copy and the
+    submission's timestamp is the graded one's (a resubmission has a newer one)."""
+    submitted, graded = root / "submitted" / student / assignment, root / "autograded" / student / assignment
+    if not all((graded / nb.name).is_file() for nb in submitted.glob("*.ipynb")):
+        return False
+    stamp = submitted / "timestamp.txt"
+    return not stamp.is_file() or ((graded / "timestamp.txt").is_file()
+                                   and (graded / "timestamp.txt").read_text().strip() == stamp.read_text().strip())
 
 
-def _parallel(root: Path, assignment: str, options: list[str], jobs: int, log_path: Path) -> int:
+def _parallel(root: Path, assignment: str, options: list[str], jobs: int, log_path: Path,
+              chosen: list[str]) -> int:
     """Grade the submissions in ``jobs`` worker processes, each in a course directory of its own, then save
     every grade from one process (see the module's docstring). Returns 0 when every step succeeded."""
     from nbgrader.coursedir import CourseDirectory
@@ -93,58 +124,64 @@ def _parallel(root: Path, assignment: str, options: list[str], jobs: int, log_pa
     config = PyFileConfigLoader("nbgrader_config.py", path=str(root)).load_config()
     coursedir = CourseDirectory(config=config)
     folders = [coursedir.source_directory, coursedir.release_directory]
-    chosen = _chosen_students(options)
-    students = sorted({p.parts[-3] for p in (root / "submitted").glob(f"*/{assignment}/*.ipynb")})
-    students = [s for s in students if chosen is None or s in chosen]
-    if "--force" not in options and "-f" not in options:  # nbgrader skips what it graded before: so do the workers
-        students = [s for s in students if not (root / "autograded" / s / assignment).is_dir()]
-    work = root / REPORTS / assignment / PARALLEL
+    forced = any(o in FORCE for o in options)
+    # nbgrader's merge pass below skips what is up to date, as a sequential run would: so do the workers
+    students = [s for s in chosen if forced or not _up_to_date(root, assignment, s)]
+    work = work_folder(root, assignment)
     shutil.rmtree(work, ignore_errors=True)
-    worker_options = [o for o in options if not o.startswith("--student")]
-    if "--student" in worker_options:  # "--student NAME" as two words
-        at = worker_options.index("--student")
-        del worker_options[at:at + 2]
+    worker_options = _without_student(options)
     env = _environment()
     # each kernel gets its share of the cores: N kernels with all the cores each only fight over them
     env.setdefault("OMP_NUM_THREADS", str(max(1, (os.cpu_count() or 1) // jobs)))
-
     queue = list(reversed(students))  # popped from the end: in order
     lock = threading.Lock()
-    results: list[tuple[str, int, float, str]] = []  # student, status, seconds, worker
+    results: dict[str, dict] = {}  # student -> {"status", "seconds", "worker", "files"}
+    errors: list[str] = []
 
     def worker(number: int) -> None:
         """One process grading the students it is handed, one at a time, until none is left (it loads
         nbgrader once: its start-up is paid once per worker, not per student)."""
         folder = work / f"worker{number:02d}"
-        for name in folders:
-            (folder / name).mkdir(parents=True)
-            (folder / name / assignment).symlink_to((root / name / assignment).resolve(), target_is_directory=True)
-        (folder / "submitted").mkdir()
-        shutil.copy2(root / "nbgrader_config.py", folder / "nbgrader_config.py")
-        if (root / "gradebook.db").is_file():
-            shutil.copy2(root / "gradebook.db", folder / "gradebook.db")
-        with (folder / "autograde.log").open("w") as log:
-            process = subprocess.Popen([sys.executable, "-m", "coursekit.course.grade_worker", assignment,
-                                        *worker_options], cwd=folder, env=env, stdin=subprocess.PIPE,
-                                       stdout=subprocess.PIPE, stderr=log, text=True, bufsize=1)
-            try:
-                while True:
-                    with lock:
-                        if not queue:
+        try:
+            for name in folders:
+                (folder / name).mkdir(parents=True)
+                (folder / name / assignment).symlink_to((root / name / assignment).resolve(), target_is_directory=True)
+            (folder / "submitted").mkdir()
+            shutil.copy2(root / "nbgrader_config.py", folder / "nbgrader_config.py")
+            if (root / "gradebook.db").is_file():
+                shutil.copy2(root / "gradebook.db", folder / "gradebook.db")
+            pinned = [f"--CourseDirectory.root={folder.resolve()}",  # never the course's gradebook, whatever
+                      f"--CourseDirectory.db_url=sqlite:///{(folder / 'gradebook.db').resolve()}"]  # ~/.jupyter says
+            with (folder / "autograde.log").open("w") as log:
+                process = subprocess.Popen([sys.executable, "-m", "coursekit.course.grade_worker", assignment,
+                                            *worker_options, *pinned], cwd=folder, env=env, stdin=subprocess.PIPE,
+                                           stdout=subprocess.PIPE, stderr=log, text=True, bufsize=1)
+                try:
+                    while True:
+                        with lock:
+                            if not queue:
+                                break
+                            student = queue.pop()
+                        shutil.copytree(root / "submitted" / student / assignment,
+                                        folder / "submitted" / student / assignment)
+                        started = time.monotonic()
+                        process.stdin.write(json.dumps(student) + "\n")
+                        process.stdin.flush()
+                        try:
+                            answer = json.loads(process.stdout.readline() or "null")
+                        except ValueError:
+                            answer = None
+                        if not isinstance(answer, dict) or answer.get("student") != student:  # the worker died
+                            results[student] = {"status": 1, "seconds": time.monotonic() - started,
+                                                "worker": folder.name, "files": {}}
+                            errors.append(f"{folder.name} stopped while grading {student}: see its log")
                             break
-                        student = queue.pop()
-                    shutil.copytree(root / "submitted" / student / assignment, folder / "submitted" / student / assignment)
-                    started = time.monotonic()
-                    process.stdin.write(student + "\n")
-                    process.stdin.flush()
-                    answer = process.stdout.readline().split()
-                    if len(answer) != 4 or answer[:2] != [ANSWER, student]:  # the worker died: the others go on
-                        results.append((student, 1, time.monotonic() - started, folder.name))
-                        break
-                    results.append((student, int(answer[2]), float(answer[3]), folder.name))
-            finally:
-                process.stdin.close()
-                process.wait()
+                        results[student] = {**answer, "worker": folder.name}
+                finally:
+                    process.stdin.close()
+                    process.wait()
+        except Exception as err:  # noqa: BLE001 - reported, and the other workers go on
+            errors.append(f"{folder.name}: {type(err).__name__}: {err}")
 
     print(f"grading {len(students)} submissions of {assignment}, {jobs} at a time", flush=True)
     threads = [threading.Thread(target=worker, args=(n,)) for n in range(min(jobs, len(students)))]
@@ -152,27 +189,55 @@ def _parallel(root: Path, assignment: str, options: list[str], jobs: int, log_pa
         thread.start()
     for thread in threads:
         thread.join()
+    # written once every worker has stopped: no student's code runs any more
+    manifest = {s: {"worker": r["worker"], "files": r.get("files", {})} for s, r in results.items() if r["status"] == 0}
+    if students:
+        (work / MANIFEST).write_text(json.dumps(manifest, indent=1, sort_keys=True))
     with log_path.open("w") as log:
-        for name in sorted({r[3] for r in results}):
-            mine = [r for r in results if r[3] == name]
+        for number in range(len(threads)):
+            name = f"worker{number:02d}"
+            mine = [(s, r) for s, r in results.items() if r["worker"] == name]
             log.write(f"===== {name}, a course directory of its own: " + ", ".join(
-                f"{student} in {seconds:.1f} s (status {status})" for student, status, seconds, _ in mine) + "\n")
-            log.write((work / name / "autograde.log").read_text())
+                f"{s} in {r['seconds']:.1f} s (status {r['status']})" for s, r in mine) + "\n")
+            if (work / name / "autograde.log").is_file():
+                log.write((work / name / "autograde.log").read_text())
+        for error in errors:
+            log.write(f"There was an error processing the parallel run: {error}\n")
         log.write("===== the grades saved into the course's gradebook, from the graded notebooks\n")
         log.flush()
-        if not students:
-            return 0
-        merge = [sys.executable, "-m", "nbgrader", "autograde", assignment, *options,
-                 f"--SealedExecute.replay={work.resolve()}"]
-        done = subprocess.run(merge, cwd=root, env=_environment(), stdout=log, stderr=subprocess.STDOUT, text=True)
-    failed = [student for student, status, _, _ in results if status != 0]
-    return done.returncode or (1 if failed or len(results) < len(students) else 0)
+        done = subprocess.run([sys.executable, "-m", "nbgrader", "autograde", assignment, *options,
+                               f"--SealedExecute.replay={work.resolve()}"], cwd=root, env=_environment(),
+                              stdout=log, stderr=subprocess.STDOUT, text=True)
+    failed = [s for s in students if results.get(s, {}).get("status") != 0]
+    return done.returncode or (1 if failed or errors else 0)
 
 
-def _chosen_students(options: list[str]) -> set[str] | None:
+def _student_option(options: list[str]) -> str | None:
     for index, option in enumerate(options):
-        if option.startswith("--student="):
-            return {option.split("=", 1)[1]}
-        if option == "--student" and index + 1 < len(options):
-            return {options[index + 1]}
+        for name in ("--student", "--CourseDirectory.student_id"):
+            if option.startswith(name + "="):
+                return option.split("=", 1)[1]
+            if option == name and index + 1 < len(options):
+                return options[index + 1]
     return None
+
+
+def _without_student(options: list[str]) -> list[str]:
+    kept, skip = [], False
+    for option in options:
+        if skip:
+            skip = False
+        elif option in ("--student", "--CourseDirectory.student_id"):
+            skip = True
+        elif not option.startswith(("--student=", "--CourseDirectory.student_id=")):
+            kept.append(option)
+    return kept
+
+
+def _chosen_students(options: list[str], students: list[str]) -> list[str]:
+    """The submitted students that nbgrader's ``--student`` pattern (a glob, as nbgrader reads it) selects."""
+    pattern = _student_option(options)
+    return [s for s in students if pattern is None or fnmatch.fnmatchcase(s, pattern)]
+
+
+__all__ = ["autograde", "work_folder"]

@@ -50,15 +50,15 @@ class Item:
 class ClassReport:
     assignment: str
     items: list[Item]
-    totals: dict[str, tuple[float, float]]  # student -> (score, max score)
+    totals: dict[str, tuple[float, float]]  # student -> (score after any late penalty, max score)
     seconds: dict[str, float]  # student -> seconds its notebooks took to run in the sealed run
     flags: list[audit.Row]
     faults: list[audit.Row]
     not_graded: list[str]
 
 
-def _directories(root: Path) -> tuple[str, str]:
-    """The course's source directory and gradebook URL, as its nbgrader_config.py sets them."""
+def _directories(root: Path) -> tuple[str, str, str]:
+    """The course's source directory, gradebook URL and course id, as its nbgrader_config.py sets them."""
     from nbgrader.coursedir import CourseDirectory
     from traitlets.config.loader import PyFileConfigLoader
 
@@ -66,7 +66,8 @@ def _directories(root: Path) -> tuple[str, str]:
         if (root / "nbgrader_config.py").is_file() else None
     coursedir = CourseDirectory(config=config) if config is not None else CourseDirectory()
     set_url = config is not None and "db_url" in config.get("CourseDirectory", {})
-    return coursedir.source_directory, coursedir.db_url if set_url else f"sqlite:///{root / 'gradebook.db'}"
+    url = coursedir.db_url if set_url else f"sqlite:///{root / 'gradebook.db'}"
+    return coursedir.source_directory, url, coursedir.course_id
 
 
 def _items_of(source: Path | None, notebook: str, cells: dict[str, tuple[float, bool]]) -> list[Item]:
@@ -91,12 +92,16 @@ def gather(root: Path, assignment: str) -> ClassReport:
     from nbgrader.api import Gradebook, MissingEntry
 
     root = Path(root)
-    source_dir, db_url = _directories(root)
+    source_dir, db_url, course_id = _directories(root)
     if db_url.startswith("sqlite:///") and not Path(db_url[len("sqlite:///"):]).is_file():
         raise FileNotFoundError(f"no gradebook at {db_url[len('sqlite:///'):]}: run `coursekit autograde {assignment}` first")
     items: list[Item] = []
     totals: dict[str, tuple[float, float]] = {}
-    with Gradebook(db_url) as gb:
+    submitted = {p.parts[-3] for p in (root / "submitted").glob(f"*/{assignment}/*.ipynb")}
+    not_graded = sorted(s for s in submitted if not all(
+        (graded := root / "autograded" / s / assignment / p.name).is_file() and graded.stat().st_mtime >= p.stat().st_mtime
+        for p in (root / "submitted" / s / assignment).glob("*.ipynb")))
+    with Gradebook(db_url, course_id=course_id or "default_course") as gb:
         try:
             record = gb.find_assignment(assignment)
         except MissingEntry:
@@ -112,6 +117,8 @@ def gather(root: Path, assignment: str) -> ClassReport:
                     by_key[(notebook.name, name)] = item
         for submission in record.submissions:
             student = submission.student_id
+            if student in not_graded:  # nbgrader's 0 for a submission it could not grade is not a score
+                continue
             got: dict[int, list[float | None]] = {}
             for notebook in submission.notebooks:
                 for grade in notebook.grades:
@@ -122,7 +129,8 @@ def gather(root: Path, assignment: str) -> ClassReport:
             for item in items:
                 values = got.get(id(item), [])
                 item.scores[student] = None if not values or None in values else sum(values)
-            totals[student] = (float(submission.score), float(submission.max_score))
+            penalty = float(submission.late_submission_penalty or 0.0)
+            totals[student] = (float(submission.score) - penalty, float(submission.max_score))
     seconds: dict[str, float] = {}
     faults: list[audit.Row] = []
     for path in sorted((root / REPORTS / assignment).glob("*/*.json")):
@@ -136,22 +144,22 @@ def gather(root: Path, assignment: str) -> ClassReport:
         faults += [audit.Row(student, path.stem, f.get("exercise", "-"), f.get("what", "?")) for f in data.get("faults", [])]
     rows = audit.audit_assignment(root, assignment)
     flags = [row for row in rows if not row.finding.startswith("fault: ")]
-    submitted = {p.parts[-3] for p in (root / "submitted").glob(f"*/{assignment}/*.ipynb")}
-    not_graded = sorted(s for s in submitted
-                        if not all((root / "autograded" / s / assignment / p.name).is_file()
-                                   for p in (root / "submitted" / s / assignment).glob("*.ipynb")))
     return ClassReport(assignment, items, totals, seconds, flags, faults, not_graded)
 
 
 # ---------------------------------------------------------------------------------------------- HTML
 
-def _png(fig) -> str:
+class Html(str):
+    """Markup this module made (a plot): put into the page as it is; every other string is escaped."""
+
+
+def _png(fig) -> Html:
     buffer = io.BytesIO()
     fig.savefig(buffer, format="png", dpi=80, bbox_inches="tight")
-    return '<img alt="plot" src="data:image/png;base64,' + base64.b64encode(buffer.getvalue()).decode() + '">'
+    return Html('<img alt="plot" src="data:image/png;base64,' + base64.b64encode(buffer.getvalue()).decode() + '">')
 
 
-def _bars(values: list[float], maximum: float | None, title: str, xlabel: str) -> str:
+def _bars(values: list[float], maximum: float | None, title: str, xlabel: str) -> Html:
     """A bar per distinct score (scores are sums of cell points: few distinct values), or a histogram."""
     from matplotlib.figure import Figure
 
@@ -178,7 +186,7 @@ def _bars(values: list[float], maximum: float | None, title: str, xlabel: str) -
 def _table(head: list[str], rows: list[list], cls: str) -> str:
     out = [f'<table class="{cls}"><thead><tr>' + "".join(f"<th>{html.escape(h)}</th>" for h in head) + "</tr></thead><tbody>"]
     for row in rows:
-        out.append("<tr>" + "".join(f"<td>{cell if str(cell).startswith('<img') else html.escape(str(cell))}</td>"
+        out.append("<tr>" + "".join(f"<td>{cell if isinstance(cell, Html) else html.escape(str(cell))}</td>"
                                     for cell in row) + "</tr>")
     out.append("</tbody></table>")
     return "\n".join(out)
@@ -221,7 +229,8 @@ def render(report: ClassReport) -> str:
     parts.append(_table(["exercise", "below full marks", "students", "zero"],
                         [[i.name, _pct(i.failed(), len(i.graded())), i.failed(), i.zero()] for i in ranked
                          if i.failed()], "failing")
-                 if any(i.failed() for i in ranked) else '<p class="none">Every graded student has full marks on every exercise.</p>')
+                 if any(i.failed() for i in ranked) else '<p class="none">Every graded student has full marks on every exercise.</p>'
+                 if ranked else '<p class="none">No graded submission yet.</p>')
     parts.append("<h2>Integrity audit</h2><p>What <code>coursekit audit</code> found: a flag is for the instructor "
                  "to read, not a verdict.</p>")
     parts.append(_table(["student", "notebook", "cell", "finding"],

@@ -41,6 +41,7 @@ from coursekit.course import anatomy
 from coursekit.grading import seal
 
 REPORTS = "integrity"
+MANIFEST = "manifest.json"  # a parallel run's record of what each worker wrote (coursekit.course.grade)
 
 
 _meta = anatomy.nbgrader_meta
@@ -183,9 +184,9 @@ class SealedExecute(Execute):
         "runs past it is interrupted as any other cell, not a fault")).tag(config=True)
     replay = Unicode("", help=(
         "A folder of course directories already graded (``coursekit autograde --jobs``): instead of "
-        "executing, take each submission's executed cells and integrity report from the one of them "
-        "that holds it (REPLAY/*/autograded/<student>/), after checking that its cells are this rebuilt notebook's, so that one process "
-        "writes the gradebook and the scores are computed by the same steps as a sequential run")).tag(config=True)
+        "executing, take each submission's executed cells and integrity report from the worker and the "
+        "files that REPLAY/manifest.json names, with the digests recorded there, after checking that its "
+        "cells are this rebuilt notebook's, so that one process writes the gradebook and the scores are computed by the same steps as a sequential run")).tag(config=True)
 
     def _get_timeout(self, cell):
         """nbclient's per-cell limit: for an answer cell, its own where one is set."""
@@ -256,27 +257,46 @@ class SealedExecute(Execute):
         return self.nb, self.resources
 
     def _replayed(self, nb, resources):
-        """The submission as a worker graded it (see ``replay``): its outputs put on this notebook's cells."""
+        """The submission as a worker graded it (see ``replay``): its outputs put on this notebook's cells,
+        taken only from the files the worker reported, with the digests it reported."""
+        import hashlib
+
         info = resources["nbgrader"]
-        found = sorted(Path(self.replay).glob(f"*/autograded/{info['student']}/{info['assignment']}/"
-                                              f"{info['notebook']}.ipynb"))
-        if len(found) != 1:
-            raise FileNotFoundError(f"{info['student']}: the parallel run left {len(found)} graded copies of "
-                                    f"{info['notebook']} in {self.replay}, not one (see the logs there)")
-        graded = found[0]
-        worker = graded.parents[3]
-        done = nbformat.read(graded, as_version=4)
+        student, assignment, name = info["student"], info["assignment"], info["notebook"]
+        try:
+            manifest = json.loads((Path(self.replay) / MANIFEST).read_text())
+        except (OSError, ValueError) as err:
+            raise FileNotFoundError(f"the parallel run's manifest {Path(self.replay) / MANIFEST} is unreadable: {err}")
+        entry = manifest.get(student) if isinstance(manifest, dict) else None
+        if not isinstance(entry, dict):
+            raise FileNotFoundError(f"{student}: the parallel run did not grade this submission (see the logs in "
+                                    f"{self.replay})")
+        worker = Path(self.replay) / str(entry.get("worker", ""))
+        wanted = {"notebook": f"autograded/{student}/{assignment}/{name}.ipynb",
+                  "report": f"{REPORTS}/{assignment}/{student}/{name}.json"}
+        data = {}
+        for what, relative in wanted.items():
+            expected = entry.get("files", {}).get(relative)
+            path = worker / relative
+            if expected is None or not path.is_file():
+                raise FileNotFoundError(f"{student}: the parallel run reported no {what} {relative}")
+            content = path.read_bytes()
+            if hashlib.sha256(content).hexdigest() != expected:
+                raise RuntimeError(f"{student}: {path} changed after its worker graded it: its grades are not "
+                                   f"taken; grade the submission again")
+            data[what] = content.decode()
+        done = nbformat.reads(data["notebook"], as_version=4)
         mine = [(c.cell_type, c.source) for c in nb.cells]
         theirs = [(c.cell_type, c.source) for c in done.cells]
         if mine != theirs:
-            raise RuntimeError(f"{info['student']}: the notebook graded in {worker} is not this submission "
+            raise RuntimeError(f"{student}: the notebook graded in {worker} is not this submission "
                                f"({len(theirs)} cells against {len(mine)}, or their sources differ): grade it again")
         for cell, executed in zip(nb.cells, done.cells):
             if cell.cell_type == "code":
                 cell.outputs = executed.get("outputs", [])
                 cell.execution_count = executed.get("execution_count")
-        report = read_report(worker / REPORTS / info["assignment"] / info["student"] / f"{info['notebook']}.json")
-        write_report(report_path(self.config, resources), report)
+        write_report(report_path(self.config, resources), json.loads(data["report"]))
+        self.log.info("%s: %s's outputs replayed from %s (not executed again)", student, name, worker.name)
         return nb, resources
 
     def _zero(self, nb, report):

@@ -13,6 +13,11 @@ every grade cell must score the same in both gradebooks.
 
 from __future__ import annotations
 
+import hashlib
+import html
+import json
+import os
+import re
 import shutil
 import subprocess
 import sys
@@ -92,7 +97,7 @@ def test_both_runs_report_every_submission_graded(graded):
     for root in (sequential, parallel):
         for student in STUDENTS:
             assert (root / "autograded" / student / stage / f"{stage}.ipynb").is_file(), (root, student)
-    assert not (parallel / sealing.REPORTS / stage / grade.PARALLEL).exists(), "the workers' folders were not removed"
+    assert not grade.work_folder(parallel, stage).exists(), "the workers' folders were not removed"
 
 
 def test_parallel_scores_equal_the_sequential_run_exactly(graded):
@@ -165,7 +170,8 @@ def test_the_report_page_shows_them(graded, tmp_path):
         full = sum(v == known["full"][gid] for v in graded_) if known["full"][gid] is not None else \
             sum(v > 0 for v in graded_)
         assert row[3] == f"{sum(graded_) / len(graded_):.2f}", row  # mean
-        assert row[4] == f"{100 * full / len(graded_):.0f}%" if known["full"][gid] is not None else True, row
+        if known["full"][gid] is not None:  # an exercise tested automatically: its share at full marks
+            assert row[4] == f"{100 * full / len(graded_):.0f}%", row
         assert row[6] == str(len(STUDENTS) - len(graded_)), row  # awaiting grading
     failing = [row[0] for row in page.tables["failing"][1:]]
     # below full marks: 2 students on the stubbed and the crashed exercises, 1 (blank) on each of the others and
@@ -179,30 +185,98 @@ def test_the_report_page_shows_them(graded, tmp_path):
     assert {s: float(students[s][1]) for s in STUDENTS} == {s: sum(v or 0.0 for v in known[s].values()) for s in STUDENTS}
 
 
-def test_a_replay_of_another_submission_is_refused(graded, tmp_path):
-    """The single writer takes a worker's outputs only for the very notebook it rebuilt: blank's grades
-    cannot be taken from full's graded notebook."""
+def test_the_merge_replays_the_workers_and_executes_nothing(graded):
+    stage, _, parallel, _, _ = graded
+    log = (parallel / sealing.REPORTS / stage / "autograde.log").read_text()
+    workers, merge = log.split("===== the grades saved into the course's gradebook")
+    assert workers.count("[IPKernelApp]") >= len(STUDENTS)  # the workers ran the kernels
+    assert "[IPKernelApp]" not in merge and "GradingFault" not in merge
+    assert sorted(re.findall(r"(\w+): [\w-]+'s outputs replayed from worker\d\d", merge)) == sorted(STUDENTS)
+
+
+def replay_run(course_dir, stage, student, replay):
+    return subprocess.run([sys.executable, "-m", "nbgrader", "autograde", stage, f"--student={student}", "--force",
+                           f"--SealedExecute.replay={replay}"], cwd=course_dir, capture_output=True, text=True,
+                          env=grade._environment(), timeout=300)
+
+
+def fake_worker(replay, graded_course, stage, student, notebook_from, edit=None):
+    """A worker folder holding ``notebook_from``'s graded notebook as ``student``'s, and a manifest with the
+    digests taken before ``edit`` changes the notebook."""
+    worker = replay / "worker00"
+    files = {}
+    for source, relative in ((graded_course / "autograded" / notebook_from / stage / f"{stage}.ipynb",
+                              f"autograded/{student}/{stage}/{stage}.ipynb"),
+                             (graded_course / sealing.REPORTS / stage / student / f"{stage}.json",
+                              f"{sealing.REPORTS}/{stage}/{student}/{stage}.json")):
+        target = worker / relative
+        target.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy2(source, target)
+        target.chmod(0o644)
+        files[relative] = hashlib.sha256(target.read_bytes()).hexdigest()
+    (replay / sealing.MANIFEST).write_text(json.dumps({student: {"worker": "worker00", "files": files}}))
+    if edit is not None:
+        path = worker / f"autograded/{student}/{stage}/{stage}.ipynb"
+        path.write_text(edit(path.read_text()))
+
+
+def test_a_replay_of_another_submission_or_of_a_changed_file_is_refused(graded, tmp_path):
+    """The single writer takes a worker's outputs only for the very notebook it rebuilt, and only as the worker
+    wrote it: blank's grades cannot come from full's graded notebook, nor from blank's with its errors removed."""
     stage, _, parallel, _, _ = graded
     course_dir = tmp_path / "course"
     shutil.copytree(parallel, course_dir, symlinks=True)
-    replay = tmp_path / "replay"
-    target = replay / "blank" / "autograded" / "blank" / stage
-    target.mkdir(parents=True)
-    shutil.copy2(course_dir / "autograded" / "full" / stage / f"{stage}.ipynb", target)
     before = cell_scores(course_dir, stage)
-    done = subprocess.run([sys.executable, "-m", "nbgrader", "autograde", stage, "--student=blank", "--force",
-                           f"--SealedExecute.replay={replay}"], cwd=course_dir, capture_output=True, text=True,
-                          env=grade._environment(), timeout=300)
-    assert "is not this submission" in done.stdout + done.stderr
-    after = cell_scores(course_dir, stage)
-    assert all(after[k][0] in (0, None) for k in after if k[0] == "blank"), "blank got full's points"
-    assert {k: v for k, v in after.items() if k[0] != "blank"} == {k: v for k, v in before.items() if k[0] != "blank"}
+
+    def no_errors(text):
+        nb = nbformat.reads(text, as_version=4)
+        for cell in nb.cells:
+            if cell.cell_type == "code":
+                cell.outputs = [o for o in cell.get("outputs", []) if o.get("output_type") != "error"]
+        return nbformat.writes(nb)
+
+    for case, (source, edit, message) in {"another's": ("full", None, "is not this submission"),
+                                          "changed": ("blank", no_errors, "changed after its worker graded it")}.items():
+        replay = tmp_path / case
+        fake_worker(replay, parallel, stage, "blank", source, edit)  # the graded files as the fixture left them
+        done = replay_run(course_dir, stage, "blank", replay)
+        assert message in done.stdout + done.stderr, (case, done.stdout[-2000:], done.stderr[-2000:])
+        after = cell_scores(course_dir, stage)
+        assert all(after[k][0] in (0, None) for k in after if k[0] == "blank"), f"{case}: blank got points"
+        assert {k: v for k, v in after.items() if k[0] != "blank"} == \
+            {k: v for k, v in before.items() if k[0] != "blank"}
 
 
 def test_bad_jobs_and_unknown_assignments_are_clear_errors(graded, capsys):
     stage, _, parallel, _, _ = graded
     with pytest.raises(ValueError, match="jobs must be a whole number"):
         grade.autograde(parallel, stage, [], jobs=0)
+    with pytest.raises(ValueError, match="at most this machine's"):
+        grade.autograde(parallel, stage, [], jobs=(os.cpu_count() or 1) + 1)
+    # nbgrader reads --student as a glob: so does the wrapper, and a pattern that matches nobody is an error
+    assert grade._chosen_students(["--student=p*"], list(STUDENTS)) == ["partial"]
+    assert grade._chosen_students(["--CourseDirectory.student_id", "*a*"], list(STUDENTS)) == ["blank", "partial", "crash"]
+    assert grade.autograde(parallel, stage, ["--student=nobody*"], jobs=2) == 1
+    assert "no submission of 01-backprop matching 'nobody*'" in capsys.readouterr().err
     assert cli.main(["--root", str(parallel), "report", "no-such-stage"]) == 2
     err = capsys.readouterr().err
     assert "'no-such-stage' is not in the gradebook" in err and stage in err
+
+
+def test_the_report_escapes_what_students_and_their_code_chose():
+    """Student ids and audit findings are the students' text: the page shows them, never runs them."""
+    from coursekit.course import audit
+
+    evil = '<img src=x onerror="alert(1)">'
+    made = report.ClassReport("a1", [report.Item("ex<1>", "nb", ["t"], 1.0, scores={evil: 1.0, "bob": 0.0})],
+                              {evil: (1.0, 1.0), "bob": (0.0, 1.0)}, {evil: 2.0},
+                              [audit.Row(evil, "nb", "ex<1>", "<script>alert(2)</script>")],
+                              [audit.Row("bob", "nb", "ex<1>", "<b>died</b>")], [])
+    page = report.render(made)
+    assert evil not in page and "<script>" not in page and "<b>died" not in page
+    assert html.escape(evil) in page and "&lt;script&gt;" in page
+    parsed = Tables()
+    parsed.feed(page)
+    assert parsed.images == 3  # the totals, the one exercise, the times: all of them the report's own plots
+    assert [row[0] for row in parsed.tables["students"][1:]] == sorted([evil, "bob"])
+    assert report.render(report.ClassReport("a2", [], {}, {}, [], [], ["carol"])).count("No graded submission yet") == 1
