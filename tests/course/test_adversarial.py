@@ -10,7 +10,6 @@ every point, so a corpus that scores 0 because grading broke cannot pass.
 from __future__ import annotations
 
 import importlib.util
-import shutil
 
 import nbformat
 import pytest
@@ -19,7 +18,7 @@ from coursekit import course
 from coursekit.course import audit, grade
 
 from . import support
-from .test_nbgrader_roundtrip import hidden_lines, leaks, nbgrader, scores
+from .test_nbgrader_roundtrip import hidden_lines, leaks, nbgrader, scores, scratch_course
 
 CORPORA = support.ROOT / "tests" / "adversarial"
 STAGES = [s for s in support.STAGES if (CORPORA / f"{s}.py").is_file()]
@@ -72,13 +71,7 @@ def build(release, solved, entry) -> nbformat.NotebookNode:
 def graded(request, tmp_path_factory):
     stage = request.param
     root = tmp_path_factory.mktemp(f"corpus-{stage}")
-    shutil.copy2(support.ROOT / "nbgrader_config.py", root)
-    shutil.copytree(support.ROOT / "solutions" / stage, root / "solutions" / stage)
-    nbgrader(root, "generate_assignment", stage, "--force")
-    source = course.read_notebook(root / "solutions" / stage / f"{stage}.ipynb")
-    release = course.read_notebook(root / "notebooks" / stage / f"{stage}.ipynb")
-    solved = {course.nbgrader_meta(c)["grade_id"]: support.strip_markers(c.source)
-              for c in source.cells if course.nbgrader_meta(c).get("solution")}
+    source, release, solved = scratch_course(root, stage)
     corpus = load_corpus(stage)
     students = {name: build(release, solved, entry) for name, entry in corpus.items()}
     students["control"] = build(release, solved, {"base": "solution"})

@@ -31,7 +31,7 @@ from coursekit import course
 from coursekit.course import cli, grade, report, sealing
 
 from . import support
-from .test_nbgrader_roundtrip import nbgrader, submission
+from .test_nbgrader_roundtrip import scratch_course, submission
 
 STUBBED = ("gd-step-impl", "linear-impl")  # the last two exercises: no later exercise calls them
 CRASHED = "sigmoid-impl"
@@ -44,13 +44,7 @@ pytestmark = pytest.mark.course
 def graded(request, tmp_path_factory):
     stage = request.param
     sequential = tmp_path_factory.mktemp("sequential")
-    shutil.copy2(support.ROOT / "nbgrader_config.py", sequential)
-    shutil.copytree(support.ROOT / "solutions" / stage, sequential / "solutions" / stage)
-    nbgrader(sequential, "generate_assignment", stage, "--force")
-    source = course.read_notebook(sequential / "solutions" / stage / f"{stage}.ipynb")
-    release = course.read_notebook(sequential / "notebooks" / stage / f"{stage}.ipynb")
-    solved = {course.nbgrader_meta(c)["grade_id"]: support.strip_markers(c.source)
-              for c in source.cells if course.nbgrader_meta(c).get("solution")}
+    source, release, solved = scratch_course(sequential, stage)
     answers = {
         "full": solved,
         "blank": {},
