@@ -723,6 +723,27 @@ def test_augmentation_explorer_shifts_the_colour_by_the_formula_and_redraws(phot
     assert ex.updates == 4
 
 
+@pytest.mark.gpu
+def test_augmentation_explorer_takes_a_photo_and_basis_on_the_gpu(photo_crops):
+    # stage 05 passes a crop and the PCA basis from the device; the explorer shifts on the host
+    import torch
+
+    from coursekit.explore.nets import AugmentationExplorer
+    from coursekit.nets import augment
+
+    if not torch.cuda.is_available():
+        pytest.skip("needs a CUDA device")
+    on_gpu = photo_crops.cuda()
+    values, vectors = augment.pca_colour_basis(on_gpu)
+    ex = AugmentationExplorer(on_gpu[0], values, vectors, shift=augment.pca_colour_shift, size=64)
+    ex.alphas[1].value = -3.0
+    assert "failed" not in ex.status.value and ex.status.value.startswith("colour shift")
+    t, l = ex.top.value, ex.left.value
+    plain = photo_crops[0, :, t:t + 64, l:l + 64].double() / 255
+    expected = plain + (-0.3 * values[1] * vectors[:, 1]).double().cpu()[:, None, None]
+    torch.testing.assert_close(ex.augmented().cpu(), expected)
+
+
 def test_augmentation_explorer_reports_a_failing_shift_and_refuses_a_crop_too_big(photo_crops):
     from coursekit.explore.nets import AugmentationExplorer
     from coursekit.nets import augment

@@ -207,6 +207,8 @@ class AugmentationExplorer(Explorer):
         image = torch.as_tensor(image)
         if image.ndim != 3 or image.shape[0] != 3:
             raise ValueError(f"image must have shape (3, H, W); got {tuple(image.shape)}")
+        # one photo, shifted on the host with the basis below: a photo from the GPU would mix devices
+        image = image.detach().cpu()
         self.photo = image.float() / 255.0 if image.dtype == torch.uint8 else image.float()
         self.eigenvalues, self.eigenvectors, self.shift = eigenvalues, eigenvectors, shift
         h, wd = self.photo.shape[-2:]
