@@ -1,5 +1,6 @@
-"""Explorers of the graph-based methods (stage 08): EGM stepped through on points, and the saliency maps
-and regions of a set of images."""
+"""Explorers of the graph-based methods (stages 08 and 09): EGM stepped through on points, the saliency maps
+and regions of a set of images (stage 08), diffusion against Euclidean ranking and fast spectral ranking against
+the exact diffusion (stage 09)."""
 
 from __future__ import annotations
 
