@@ -153,9 +153,19 @@ def _parallel(root: Path, assignment: str, options: list[str], jobs: int, log_pa
             pinned = [f"--CourseDirectory.root={folder.resolve()}",  # never the course's gradebook, whatever
                       f"--CourseDirectory.db_url=sqlite:///{(folder / 'gradebook.db').resolve()}"]  # ~/.jupyter says
             with (folder / "autograde.log").open("w") as log:
-                process = subprocess.Popen([sys.executable, "-m", "coursekit.course.grade_worker", assignment,
-                                            *worker_options, *pinned], cwd=folder, env=env, stdin=subprocess.PIPE,
-                                           stdout=subprocess.PIPE, stderr=log, text=True, bufsize=1)
+                def start() -> subprocess.Popen:
+                    return subprocess.Popen([sys.executable, "-m", "coursekit.course.grade_worker", assignment,
+                                             *worker_options, *pinned], cwd=folder, env=env, stdin=subprocess.PIPE,
+                                            stdout=subprocess.PIPE, stderr=log, text=True, bufsize=1)
+
+                def stop(process: subprocess.Popen) -> None:
+                    try:
+                        process.stdin.close()  # the worker's end of the queue: it exits
+                    except OSError:  # it had died with a line unread
+                        pass
+                    process.wait()
+
+                process, deaths = start(), 0
                 try:
                     while True:
                         with lock:
@@ -165,21 +175,34 @@ def _parallel(root: Path, assignment: str, options: list[str], jobs: int, log_pa
                         shutil.copytree(root / "submitted" / student / assignment,
                                         folder / "submitted" / student / assignment)
                         started = time.monotonic()
-                        process.stdin.write(json.dumps(student) + "\n")
-                        process.stdin.flush()
                         try:
+                            process.stdin.write(json.dumps(student) + "\n")
+                            process.stdin.flush()
                             answer = json.loads(process.stdout.readline() or "null")
-                        except ValueError:
+                        except (OSError, ValueError):  # a worker that died before or while reading
                             answer = None
-                        if not isinstance(answer, dict) or answer.get("student") != student:  # the worker died
-                            results[student] = {"status": 1, "seconds": time.monotonic() - started,
-                                                "worker": folder.name, "files": {}}
-                            errors.append(f"{folder.name} stopped while grading {student}: see its log")
+                        if isinstance(answer, dict) and answer.get("student") == student:
+                            results[student] = {**answer, "worker": folder.name}
+                            deaths = 0
+                            continue
+                        # the worker died (a student's code can kill its kernel's parent): this student is not
+                        # graded, and a new worker takes the next one, so one submission cannot stop the class
+                        results[student] = {"status": 1, "seconds": time.monotonic() - started,
+                                            "worker": folder.name, "files": {}}
+                        deaths += 1
+                        stop(process)
+                        if deaths == 3:  # three in a row, none graded: the worker is at fault, not a student
+                            errors.append(f"{folder.name} stopped while grading {student} (exit status "
+                                          f"{process.returncode}), its third stop in a row: see its log; it grades "
+                                          f"no more")
                             break
-                        results[student] = {**answer, "worker": folder.name}
+                        errors.append(f"{folder.name} stopped while grading {student} (exit status "
+                                      f"{process.returncode}): see its log; a new worker went on")
+                        log.write(f"===== {folder.name} stopped while grading {student}: a new worker goes on\n")
+                        log.flush()
+                        process = start()
                 finally:
-                    process.stdin.close()
-                    process.wait()
+                    stop(process)
         except Exception as err:  # noqa: BLE001 - reported, and the other workers go on
             errors.append(f"{folder.name}: {type(err).__name__}: {err}")
 

@@ -8,7 +8,8 @@
   scores 0 as a grading fault, the audit flags the call, and the rest is graded.
 
 The same submissions are graded twice, one after another and two at a time, in two course directories;
-every grade cell must score the same in both gradebooks.
+every grade cell must score the same in both gradebooks. Then, in a copy of the parallel course, two more
+students kill the worker grading them (their kernel's parent): only they go ungraded.
 """
 
 from __future__ import annotations
@@ -60,7 +61,7 @@ def graded(request, tmp_path_factory):
     with support.environment({}, unset=("NBGRADER_EXECUTION", "COURSEKIT_BUDGET")):
         status = {"sequential": grade.autograde(sequential, stage, ["--create", "--force"]),
                   "parallel": grade.autograde(parallel, stage, ["--create", "--force"], jobs=2)}
-    return stage, sequential, parallel, source, status
+    return stage, sequential, parallel, source, status, (release, answers)
 
 
 def cell_scores(root, stage):
@@ -86,7 +87,7 @@ def expected(source) -> dict[str, dict[str, float | None]]:
 
 
 def test_both_runs_report_every_submission_graded(graded):
-    stage, sequential, parallel, _, status = graded
+    stage, sequential, parallel, _, status, _ = graded
     assert status == {"sequential": 0, "parallel": 0}
     for root in (sequential, parallel):
         for student in STUDENTS:
@@ -95,14 +96,14 @@ def test_both_runs_report_every_submission_graded(graded):
 
 
 def test_parallel_scores_equal_the_sequential_run_exactly(graded):
-    stage, sequential, parallel, _, _ = graded
+    stage, sequential, parallel, _, _, _ = graded
     one, two = cell_scores(sequential, stage), cell_scores(parallel, stage)
     assert len(one) == len(STUDENTS) * 21  # every grade cell of stage 01 for every student
     assert two == one, {k: (one.get(k), two.get(k)) for k in one.keys() | two.keys() if one.get(k) != two.get(k)}
 
 
 def test_the_report_has_the_known_scores(graded):
-    stage, sequential, parallel, source, _ = graded
+    stage, sequential, parallel, source, _, _ = graded
     known = expected(source)
     for root in (sequential, parallel):
         found = report.gather(root, stage)
@@ -151,7 +152,7 @@ class Tables(HTMLParser):
 
 
 def test_the_report_page_shows_them(graded, tmp_path):
-    stage, _, parallel, source, _ = graded
+    stage, _, parallel, source, _, _ = graded
     known = expected(source)
     out = tmp_path / "report.html"
     assert cli.main(["--root", str(parallel), "report", stage, "--output", str(out)]) == 0
@@ -180,7 +181,7 @@ def test_the_report_page_shows_them(graded, tmp_path):
 
 
 def test_the_merge_replays_the_workers_and_executes_nothing(graded):
-    stage, _, parallel, _, _ = graded
+    stage, _, parallel, _, _, _ = graded
     log = (parallel / sealing.REPORTS / stage / "autograde.log").read_text()
     workers, merge = log.split("===== the grades saved into the course's gradebook")
     assert workers.count("[IPKernelApp]") >= len(STUDENTS)  # the workers ran the kernels
@@ -217,7 +218,7 @@ def fake_worker(replay, graded_course, stage, student, notebook_from, edit=None)
 def test_a_replay_of_another_submission_or_of_a_changed_file_is_refused(graded, tmp_path):
     """The single writer takes a worker's outputs only for the very notebook it rebuilt, and only as the worker
     wrote it: blank's grades cannot come from full's graded notebook, nor from blank's with its errors removed."""
-    stage, _, parallel, _, _ = graded
+    stage, _, parallel, _, _, _ = graded
     course_dir = tmp_path / "course"
     shutil.copytree(parallel, course_dir, symlinks=True)
     before = cell_scores(course_dir, stage)
@@ -241,8 +242,43 @@ def test_a_replay_of_another_submission_or_of_a_changed_file_is_refused(graded, 
             {k: v for k, v in before.items() if k[0] != "blank"}
 
 
+def test_students_who_kill_their_worker_cost_only_their_own_submissions(graded, tmp_path, capsys):
+    """An answer that kills the process grading it (its kernel's parent, a worker here) stops that worker: the
+    student is reported as not graded and a new worker takes the next submission. Two killers and two workers:
+    without the new workers, partial (graded last) would not be graded."""
+    stage, _, parallel, _, _, (release, answers) = graded
+    course_dir = tmp_path / "course"
+    shutil.copytree(parallel, course_dir, symlinks=True)
+    kill = "\nimport os, signal\nos.kill(os.getppid(), signal.SIGKILL)\n"
+    for killer in ("killer", "killer2"):
+        folder = course_dir / "submitted" / killer / stage
+        folder.mkdir(parents=True)
+        nbformat.write(submission(release, {**answers["full"], CRASHED: answers["full"][CRASHED] + kill}),
+                       folder / f"{stage}.ipynb")
+    before = cell_scores(course_dir, stage)
+    capsys.readouterr()
+    with support.environment({}, unset=("NBGRADER_EXECUTION", "COURSEKIT_BUDGET")):
+        # full, killer, killer2, partial, handed out in that order
+        status = grade.autograde(course_dir, stage, ["--student=[fkp]*", "--force"], jobs=2)
+    out = capsys.readouterr().out
+    assert status == 1
+    not_graded = out.split("NOT GRADED", 1)[-1]
+    for killer in ("killer", "killer2"):
+        assert f"{killer}: 01-backprop.ipynb has no autograded copy" in not_graded, out[-3000:]
+    assert "full:" not in not_graded and "partial:" not in not_graded, out[-3000:]
+    log = (course_dir / sealing.REPORTS / stage / "autograde.log").read_text()
+    for killer in ("killer", "killer2"):
+        assert re.search(rf"worker\d\d stopped while grading {killer} \(exit status -9\)", log), log[-3000:]
+    assert log.count("a new worker goes on") == 2
+    assert sorted(re.findall(r"(\w+): [\w-]+'s outputs replayed from worker\d\d", log)) == ["full", "partial"]
+    assert grade.work_folder(course_dir, stage).is_dir(), "the workers' folders must be kept when one failed"
+    after = cell_scores(course_dir, stage)
+    assert {k: v for k, v in after.items() if not k[0].startswith("killer")} == before
+    assert all(v[0] in (0, None) for k, v in after.items() if k[0].startswith("killer"))
+
+
 def test_bad_jobs_and_unknown_assignments_are_clear_errors(graded, capsys):
-    stage, _, parallel, _, _ = graded
+    stage, _, parallel, _, _, _ = graded
     with pytest.raises(ValueError, match="jobs must be a whole number"):
         grade.autograde(parallel, stage, [], jobs=0)
     with pytest.raises(ValueError, match="at most this machine's"):
