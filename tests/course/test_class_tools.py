@@ -29,7 +29,7 @@ import pytest
 from nbgrader.api import Gradebook
 
 from coursekit import course
-from coursekit.course import cli, grade, report, sealing
+from coursekit.course import audit, cli, grade, report, sealing
 
 from . import support
 from .test_nbgrader_roundtrip import scratch_course, submission
@@ -275,6 +275,8 @@ def test_students_who_kill_their_worker_cost_only_their_own_submissions(graded, 
     after = cell_scores(course_dir, stage)
     assert {k: v for k, v in after.items() if not k[0].startswith("killer")} == before
     assert all(v[0] in (0, None) for k, v in after.items() if k[0].startswith("killer"))
+    flagged = {r.student for r in audit.audit_assignment(course_dir, stage) if ".kill" in r.finding}
+    assert flagged == {"killer", "killer2"}, flagged
 
 
 def test_bad_jobs_and_unknown_assignments_are_clear_errors(graded, capsys):
@@ -295,8 +297,6 @@ def test_bad_jobs_and_unknown_assignments_are_clear_errors(graded, capsys):
 
 def test_the_report_escapes_what_students_and_their_code_chose():
     """Student ids and audit findings are the students' text: the page shows them, never runs them."""
-    from coursekit.course import audit
-
     evil = '<img src=x onerror="alert(1)">'
     made = report.ClassReport("a1", [report.Item("ex<1>", "nb", ["t"], 1.0, scores={evil: 1.0, "bob": 0.0})],
                               {evil: (1.0, 1.0), "bob": (0.0, 1.0)}, {evil: 2.0},
