@@ -104,14 +104,27 @@ def autograde(root: Path, assignment: str, options: list[str], jobs: int = 1) ->
 
 
 def _up_to_date(root: Path, assignment: str, student: str) -> bool:
-    """nbgrader's reason to skip a submission without --force: every notebook has a graded copy and the
-    submission's timestamp is the graded one's (a resubmission has a newer one)."""
+    """nbgrader's reason to skip a submission without --force (``BaseConverter.init_destination``, for all of an
+    assignment's notebooks): the graded folder exists, and the submission's timestamp is not newer than the
+    graded one's (with either missing, nbgrader skips)."""
+    from nbgrader.utils import parse_utc
+
     submitted, graded = root / "submitted" / student / assignment, root / "autograded" / student / assignment
-    if not all((graded / nb.name).is_file() for nb in submitted.glob("*.ipynb")):
+    if not graded.is_dir():
         return False
-    stamp = submitted / "timestamp.txt"
-    return not stamp.is_file() or ((graded / "timestamp.txt").is_file()
-                                   and (graded / "timestamp.txt").read_text().strip() == stamp.read_text().strip())
+
+    def stamp(folder: Path):
+        path = folder / "timestamp.txt"
+        text = path.read_text().strip() if path.is_file() else ""
+        try:
+            return parse_utc(text) if text else None
+        except ValueError:
+            return "unreadable"  # nbgrader stops on it: let it say so
+
+    new, old = stamp(submitted), stamp(graded)
+    if "unreadable" in (new, old):
+        return False
+    return not (new is not None and old is not None and new > old)
 
 
 def _parallel(root: Path, assignment: str, options: list[str], jobs: int, log_path: Path,

@@ -189,10 +189,10 @@ def test_the_merge_replays_the_workers_and_executes_nothing(graded):
     assert sorted(re.findall(r"(\w+): [\w-]+'s outputs replayed from worker\d\d", merge)) == sorted(STUDENTS)
 
 
-def replay_run(course_dir, stage, student, replay):
+def replay_run(course_dir, stage, student, replay, *options):
     return subprocess.run([sys.executable, "-m", "nbgrader", "autograde", stage, f"--student={student}", "--force",
-                           f"--SealedExecute.replay={replay}"], cwd=course_dir, capture_output=True, text=True,
-                          env=grade._environment(), timeout=300)
+                           f"--SealedExecute.replay={replay}", *options], cwd=course_dir, capture_output=True,
+                          text=True, env=grade._environment(), timeout=300)
 
 
 def fake_worker(replay, graded_course, stage, student, notebook_from, edit=None):
@@ -240,6 +240,70 @@ def test_a_replay_of_another_submission_or_of_a_changed_file_is_refused(graded, 
         assert all(after[k][0] in (0, None) for k in after if k[0] == "blank"), f"{case}: blank got points"
         assert {k: v for k, v in after.items() if k[0] != "blank"} == \
             {k: v for k, v in before.items() if k[0] != "blank"}
+
+
+def test_the_merge_applies_late_penalties_and_the_report_subtracts_them(graded, tmp_path):
+    """The grades saved from a worker's notebook go through nbgrader's own late-penalty step: a submission after
+    the due date, under the 'zero' method, totals 0 in the report (the gradebook keeps the score and the
+    penalty apart)."""
+    import datetime
+
+    stage, _, parallel, _, _, _ = graded
+    course_dir = tmp_path / "course"
+    shutil.copytree(parallel, course_dir, symlinks=True)
+    due = datetime.datetime(2026, 1, 1, 12, 0, 0)
+    with Gradebook(f"sqlite:///{course_dir / 'gradebook.db'}") as gb:
+        gb.update_or_create_assignment(stage, duedate=due)
+    (course_dir / "submitted" / "full" / stage / "timestamp.txt").write_text("2026-01-01 13:00:00.000000 UTC")
+    replay = tmp_path / "replay"
+    fake_worker(replay, parallel, stage, "full", "full")
+    done = replay_run(course_dir, stage, "full", replay, "--LateSubmissionPlugin.penalty_method=zero")
+    assert done.returncode == 0, (done.stdout[-2000:], done.stderr[-2000:])
+    with Gradebook(f"sqlite:///{course_dir / 'gradebook.db'}") as gb:
+        late = gb.find_submission(stage, "full")
+        assert late.total_seconds_late == 3600
+        score, penalty = float(late.score), float(late.late_submission_penalty)
+    assert score > 0 and penalty == score
+    found = report.gather(course_dir, stage)
+    assert found.totals["full"][0] == 0.0
+    assert found.totals["partial"] == report.gather(parallel, stage).totals["partial"]
+
+
+def test_the_skip_rule_is_nbgraders(tmp_path):
+    """Without --force, the wrapper skips exactly what nbgrader skips: its own converter is the oracle, asked
+    whether it would grade each of these submissions (graded before or not, timestamps old, new, missing, bad)."""
+    from nbgrader.converters import Autograde
+    from nbgrader.coursedir import CourseDirectory
+
+    t1, t2 = "2026-01-01 10:00:00.000000 UTC", "2026-01-02 10:00:00.000000 UTC"
+    cases = {  # (graded folder, graded notebook, submitted stamp, graded stamp): nbgrader skips it
+        "never graded": ((False, False, None, None), False),
+        "graded, no stamps": ((True, True, None, None), True),
+        "graded, same stamp": ((True, True, t1, t1), True),
+        "resubmitted": ((True, True, t2, t1), False),
+        "an older stamp": ((True, True, t1, t2), True),
+        "a stamp only on the submission": ((True, True, t1, None), True),
+        "a graded folder with no notebook": ((True, False, None, None), True),
+    }
+    for case, ((folder, notebook, new, old), skipped) in cases.items():
+        root = tmp_path / case.replace(" ", "-").replace(",", "")
+        (root / "submitted" / "ada" / "a1").mkdir(parents=True)
+        (root / "submitted" / "ada" / "a1" / "a1.ipynb").write_text("{}")
+        graded_dir = root / "autograded" / "ada" / "a1"
+        if folder:
+            graded_dir.mkdir(parents=True)
+        if notebook:
+            (graded_dir / "a1.ipynb").write_text("{}")
+        for where, stamp in ((root / "submitted" / "ada" / "a1", new), (graded_dir, old)):
+            if stamp:
+                (where / "timestamp.txt").write_text(stamp)
+        ours = grade._up_to_date(root, "a1", "ada")
+        theirs = not Autograde(coursedir=CourseDirectory(root=str(root))).init_destination("a1", "ada")
+        assert (ours, theirs) == (skipped, skipped), case
+    bad = tmp_path / "never-graded"
+    (bad / "autograded" / "ada" / "a1").mkdir(parents=True)
+    (bad / "submitted" / "ada" / "a1" / "timestamp.txt").write_text("not a time")
+    assert not grade._up_to_date(bad, "a1", "ada")  # handed to nbgrader, which stops on it and says why
 
 
 def test_students_who_kill_their_worker_cost_only_their_own_submissions(graded, tmp_path, capsys):
