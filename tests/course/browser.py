@@ -31,7 +31,9 @@ CHROMIUM_FLAGS = [  # headless, as root, on a machine with no network beyond loo
 ]
 VIEWPORT = {"width": 1280, "height": 800}  # a laptop's screen, as the defects were seen
 ANSI = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")
-PROMPT_DONE = re.compile(r"\[\d+\]")
+# a code cell's prompt once it has run: a new "[N]:" in place of the one before
+PROMPT_CHANGED = """([prompt, before]) => { const shown = prompt.textContent.trim();
+    return shown !== before && /^\\[\\d+\\]:?$/.test(shown); }"""
 
 
 def screenshot_dir() -> Path:
@@ -116,14 +118,17 @@ class Notebook:
         self.page, self.lab, self.path = page, lab, path
         self.nb = course.read_notebook(lab.root / path)
 
-    def open(self) -> "Notebook":
+    def open(self, kernel: bool = True) -> "Notebook":
+        """Open the notebook and wait for its cells, and with ``kernel`` for its kernel to be idle (to run cells;
+        a notebook opened only to look at its saved outputs need not wait for it)."""
         # `reset`: a fresh workspace, with no tab of an earlier notebook restored behind this one
         self.page.goto(self.lab.url(f"lab/tree/{self.path}") + "&reset")
         self.panel = self.page.locator(".jp-NotebookPanel:not(.lm-mod-hidden)")
         self.cells = self.panel.locator(".jp-Cell")
         self.cells.first.wait_for(timeout=90_000)
-        self.panel.locator(".jp-Notebook-ExecutionIndicator[data-status='idle']").first.wait_for(
-            state="attached", timeout=90_000)
+        if kernel:
+            self.panel.locator(".jp-Notebook-ExecutionIndicator[data-status='idle']").first.wait_for(
+                state="attached", timeout=90_000)
         deadline = time.monotonic() + 60
         while (found := self.cells.count()) != len(self.nb.cells):  # the cells are attached as they load
             assert time.monotonic() < deadline, (
@@ -134,21 +139,26 @@ class Notebook:
     def run_all_one_by_one(self, timeout_s: float = 300) -> dict[int, float]:
         """Run every cell in order as a student does (Shift+Enter, waiting for each to finish, going on
         after an error); return each code cell's seconds."""
+        from playwright.sync_api import TimeoutError as PlaywrightTimeout
+
         self.cells.first.locator(".jp-InputPrompt").first.click()
         self.page.keyboard.press("Escape")
         seconds = {}
         last = len(self.nb.cells) - 1
         for i, cell in enumerate(self.nb.cells):
             prompt = self.cells.nth(i).locator(".jp-InputArea-prompt").first
-            before = prompt.inner_text().strip() if cell.cell_type == "code" else ""
+            before = prompt.text_content().strip() if cell.cell_type == "code" else ""
             start = time.monotonic()
             self.page.keyboard.press("Control+Enter" if i == last else "Shift+Enter")
             if cell.cell_type != "code":
                 continue
-            while (shown := prompt.inner_text().strip()) == before or not PROMPT_DONE.fullmatch(shown.rstrip(":")):
-                if time.monotonic() - start > timeout_s:
-                    raise AssertionError(f"{self.path}: cell {i} ({cell.id}) still runs after {timeout_s:.0f} s")
-                time.sleep(0.05)
+            # the page watches the prompt itself (textContent: no layout), instead of a round trip from here every
+            # 50 ms that made Chromium lay out the whole notebook while the kernel wanted the same cores
+            try:
+                self.page.wait_for_function(PROMPT_CHANGED, arg=[prompt.element_handle(), before], polling=50,
+                                            timeout=timeout_s * 1000)
+            except PlaywrightTimeout:
+                raise AssertionError(f"{self.path}: cell {i} ({cell.id}) still runs after {timeout_s:.0f} s") from None
             seconds[i] = time.monotonic() - start
         return seconds
 
@@ -174,10 +184,15 @@ class Notebook:
 def reveal(element) -> None:
     """Scroll an element into view. JupyterLab skips the layout of cells out of view
     (content-visibility), where Playwright's own scrolling sees nothing visible to scroll to."""
-    for _ in range(3):  # the cells above take their real height as they render: aim again
+    top = None
+    for _ in range(5):  # the cells above take their real height as they render: aim again until it stays put
         element.evaluate("e => e.scrollIntoView({block: 'center'})")
         element.wait_for(state="visible", timeout=30_000)
-        time.sleep(0.2)
+        time.sleep(0.1)
+        now = element.evaluate("e => Math.round(e.getBoundingClientRect().top)")
+        if now == top:
+            return
+        top = now
 
 
 def error_lines(cell) -> list[str] | None:

@@ -122,7 +122,7 @@ def test_the_solution_in_a_browser(lab, stage):
         server.shutdown_kernels()
         page.close()
         page = chrome.new_page(viewport=browser.VIEWPORT)
-        reopened = browser.Notebook(page, server, f"solved/{stage}/{stage}.ipynb").open()
+        reopened = browser.Notebook(page, server, f"solved/{stage}/{stage}.ipynb").open(kernel=False)
         deadline = time.monotonic() + 60
         while reopened.explorers().count() < count or reopened.widget_errors():
             if time.monotonic() > deadline:
