@@ -309,7 +309,7 @@ def test_the_skip_rule_is_nbgraders(tmp_path):
 def test_students_who_kill_their_worker_cost_only_their_own_submissions(graded, tmp_path, capsys):
     """An answer that kills the process grading it (its kernel's parent, a worker here) stops that worker: the
     student is reported as not graded and a new worker takes the next submission. Two killers and two workers:
-    without the new workers, partial (graded last) would not be graded."""
+    without the new workers, partial (handed out last) would not be graded."""
     stage, _, parallel, _, _, (release, answers) = graded
     course_dir = tmp_path / "course"
     shutil.copytree(parallel, course_dir, symlinks=True)
@@ -322,19 +322,19 @@ def test_students_who_kill_their_worker_cost_only_their_own_submissions(graded, 
     before = cell_scores(course_dir, stage)
     capsys.readouterr()
     with support.environment({}, unset=("NBGRADER_EXECUTION", "COURSEKIT_BUDGET")):
-        # full, killer, killer2, partial, handed out in that order
-        status = grade.autograde(course_dir, stage, ["--student=[fkp]*", "--force"], jobs=2)
+        # blank, killer, killer2, partial, handed out in that order
+        status = grade.autograde(course_dir, stage, ["--student=[bkp]*", "--force"], jobs=2)
     out = capsys.readouterr().out
     assert status == 1
     not_graded = out.split("NOT GRADED", 1)[-1]
     for killer in ("killer", "killer2"):
         assert f"{killer}: 01-backprop.ipynb has no autograded copy" in not_graded, out[-3000:]
-    assert "full:" not in not_graded and "partial:" not in not_graded, out[-3000:]
+    assert "blank:" not in not_graded and "partial:" not in not_graded, out[-3000:]
     log = (course_dir / sealing.REPORTS / stage / "autograde.log").read_text()
     for killer in ("killer", "killer2"):
         assert re.search(rf"worker\d\d stopped while grading {killer} \(exit status -9\)", log), log[-3000:]
     assert log.count("a new worker goes on") == 2
-    assert sorted(re.findall(r"(\w+): [\w-]+'s outputs replayed from worker\d\d", log)) == ["full", "partial"]
+    assert sorted(re.findall(r"(\w+): [\w-]+'s outputs replayed from worker\d\d", log)) == ["blank", "partial"]
     assert grade.work_folder(course_dir, stage).is_dir(), "the workers' folders must be kept when one failed"
     after = cell_scores(course_dir, stage)
     assert {k: v for k, v in after.items() if not k[0].startswith("killer")} == before
