@@ -116,13 +116,11 @@ def _up_to_date(root: Path, assignment: str, student: str) -> bool:
     def stamp(folder: Path):
         path = folder / "timestamp.txt"
         text = path.read_text().strip() if path.is_file() else ""
-        try:
-            return parse_utc(text) if text else None
-        except ValueError:
-            return "unreadable"  # nbgrader stops on it: let it say so
+        return parse_utc(text) if text else None
 
-    new, old = stamp(submitted), stamp(graded)
-    if "unreadable" in (new, old):
+    try:
+        new, old = stamp(submitted), stamp(graded)
+    except ValueError:  # an unreadable timestamp: nbgrader stops on it, so let it say so
         return False
     return not (new is not None and old is not None and new > old)
 
@@ -204,13 +202,11 @@ def _parallel(root: Path, assignment: str, options: list[str], jobs: int, log_pa
                                             "worker": folder.name, "files": {}}
                         deaths += 1
                         stop(process)
+                        stopped = f"{folder.name} stopped while grading {student} (exit status {process.returncode})"
                         if deaths == 3:  # three in a row, none graded: the worker is at fault, not a student
-                            errors.append(f"{folder.name} stopped while grading {student} (exit status "
-                                          f"{process.returncode}), its third stop in a row: see its log; it grades "
-                                          f"no more")
+                            errors.append(f"{stopped}, its third stop in a row: see its log; it grades no more")
                             break
-                        errors.append(f"{folder.name} stopped while grading {student} (exit status "
-                                      f"{process.returncode}): see its log; a new worker went on")
+                        errors.append(f"{stopped}: see its log; a new worker went on")
                         log.write(f"===== {folder.name} stopped while grading {student}: a new worker goes on\n")
                         log.flush()
                         process = start()
